@@ -1,0 +1,43 @@
+# `make test` and `make demo` each install first, so either works alone on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# GPU users: make install TF_PKG='tensorflow[and-cuda]==2.15.1'
+TF_PKG ?= tensorflow-cpu==2.15.1
+STAMP := $(VENV)/.install.stamp
+PYTEST := $(PY) -m pytest -q
+DEMO_DIR ?= demo_output
+
+.PHONY: install test test-torch test-tf demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): constraints.txt pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt '$(TF_PKG)' -e '.[tf,test]'
+	touch $@
+
+# tensorflow and the `tfrecord` package cannot share a process, so the TensorFlow-side
+# tests run in a pytest process of their own; `make test` fails if either side fails.
+test: install
+	@status=0; \
+	FR_TEST_SIDE=torch $(PYTEST) tests || status=1; \
+	FR_TEST_SIDE=tf $(PYTEST) tests || status=1; \
+	exit $$status
+
+test-torch: install
+	FR_TEST_SIDE=torch $(PYTEST) tests
+
+test-tf: install
+	FR_TEST_SIDE=tf $(PYTEST) tests
+
+demo: install
+	$(PY) -m tools.make_sample_data --out $(DEMO_DIR)/sample
+	$(PY) -m tools.demo_preview --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/preview
+
+bench: install
+	$(PY) -m tools.bench_common
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
