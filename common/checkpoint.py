@@ -1,0 +1,109 @@
+"""Checkpoint files: atomic writes, safe loads, strict loading with a readable report."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+from common.errors import CheckpointMismatchError, InputError
+
+
+def save_checkpoint(obj: Any, path: str | os.PathLike) -> Path:
+    """`torch.save` to a temp file in the target folder, then rename: never a half-written file."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu", trust_pickle: bool = False) -> Any:
+    """Load a torch checkpoint with `weights_only=True`.
+
+    Some official files pickle whole objects (optimisers, argparse namespaces); loading those
+    runs arbitrary code, so it needs the explicit `trust_pickle=True`, which a one-line error
+    suggests when the safe load refuses.
+    """
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: checkpoint file not found")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=not trust_pickle)
+    except pickle.UnpicklingError as exc:
+        if trust_pickle or "Unsupported global" not in str(exc):
+            raise InputError(f"{path}: not a readable torch checkpoint ({_first_line(exc)})") from None
+        raise InputError(
+            f"{path}: holds pickled objects that weights_only loading refuses; "
+            "pass trust_pickle=True (CLI: --trust_pickle) only if you trust this file"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise InputError(f"{path}: not a readable torch checkpoint ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__
+
+
+def load_state_dict_file(path: str | os.PathLike, key: str | None = None, **kwargs) -> dict:
+    """Load a file that holds a state dict, optionally nested under `key` (e.g. 'model')."""
+    obj = load_checkpoint(path, **kwargs)
+    if key is not None:
+        if not isinstance(obj, Mapping) or key not in obj:
+            raise InputError(f"{path}: no '{key}' entry in this checkpoint")
+        obj = obj[key]
+    if not isinstance(obj, Mapping):
+        raise InputError(f"{path}: expected a state dict, found {type(obj).__name__}")
+    return dict(obj)
+
+
+def strip_prefix(state_dict: Mapping[str, Any], prefix: str = "module.") -> dict:
+    """Remove a DataParallel/DDP `module.` prefix when every key carries it."""
+    if state_dict and all(k.startswith(prefix) for k in state_dict):
+        return {k[len(prefix):]: v for k, v in state_dict.items()}
+    return dict(state_dict)
+
+
+def mismatch_report(expected: Mapping[str, Any], given: Mapping[str, Any], limit: int = 8) -> str:
+    """One line listing missing, unexpected and mis-shaped keys (empty when they match)."""
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    shapes = [
+        f"{k} {tuple(given[k].shape)} vs {tuple(expected[k].shape)}"
+        for k in expected
+        if k in given and hasattr(given[k], "shape") and tuple(given[k].shape) != tuple(expected[k].shape)
+    ]
+
+    def part(name, items):
+        more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
+        return f"{len(items)} {name}: " + ", ".join(items[:limit]) + more
+
+    parts = [part(n, i) for n, i in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shapes)) if i]
+    return "; ".join(parts)
+
+
+def load_strict(model, state_dict: Mapping[str, Any], source: str | os.PathLike = "state dict",
+                ignore: tuple[str, ...] = ()) -> None:
+    """`model.load_state_dict(strict=True)` with a one-line report instead of torch's traceback.
+
+    `ignore` lists key prefixes dropped knowingly (e.g. FOMM's `jacobian.` heads).
+    """
+    state_dict = strip_prefix(state_dict)
+    state_dict = {k: v for k, v in state_dict.items() if not k.startswith(ignore)} if ignore else state_dict
+    report = mismatch_report(model.state_dict(), state_dict)
+    if report:
+        raise CheckpointMismatchError(f"{source}: does not match {type(model).__name__}: {report}")
+    model.load_state_dict(state_dict, strict=True)
