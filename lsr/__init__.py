@@ -1,0 +1,7 @@
+"""LSR: Learned Spatial Representations for few-shot talking heads (Meshry et al., ICCV 2021).
+
+TensorFlow 2 / Keras 2 re-implementation of `MoustafaMeshry/lsr` whose checkpoints (object-graph
+paths written by `tf.train.Checkpoint`) restore unchanged. `options` holds the absl flags,
+`layers` and `networks` the Keras building blocks, `models` the two model types and
+`checkpoint` the checkpoint layouts of the original `main.py`.
+"""
