@@ -128,7 +128,7 @@ class VideoWriter:
     """
 
     def __init__(self, path: str | os.PathLike, fps: float = DEFAULT_FPS, codec: str = "libx264",
-                 crf: int = 18, pix_fmt: str = "yuv420p", options: dict | None = None):
+                 crf: int = 15, pix_fmt: str = "yuv420p", options: dict | None = None):
         self.path = Path(path)
         self.fps = fps
         self.codec = codec
