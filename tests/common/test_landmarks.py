@@ -1,0 +1,180 @@
+"""Landmarks from the real dlib models on real photos; FAN's offline weight handling."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from common.errors import InputError, NoFaceError
+from common.image import read_image, write_image
+from common.landmarks import (FAN_FILE, SFD_FILE, LandmarkDetector, face_descriptor, load_landmarks,
+                              save_landmarks)
+
+
+@pytest.fixture(scope="module")
+def dlib_detector():
+    return LandmarkDetector(backend="dlib")
+
+
+@pytest.fixture(scope="module")
+def hopper():
+    from matplotlib import cbook
+
+    return read_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
+@pytest.fixture(scope="module")
+def camera():
+    """A real photo without a face (a cameraman seen from behind/side), as RGB."""
+    from skimage import data
+
+    return np.repeat(data.camera()[..., None], 3, axis=2)
+
+
+def test_dlib_astronaut_landmarks(dlib_detector, astronaut):
+    lm = dlib_detector.detect(astronaut)
+    assert lm.shape == (68, 2) and lm.dtype == np.float32
+    np.testing.assert_allclose(lm[36:42].mean(0), (203, 102), atol=4)
+    np.testing.assert_allclose(lm[42:48].mean(0), (247, 104), atol=4)
+    eyes_y, nose_y, mouth_y, chin_y = lm[36:48, 1].mean(), lm[30, 1], lm[48:68, 1].mean(), lm[8, 1]
+    assert eyes_y < nose_y < mouth_y < chin_y
+    # inside the HOG box [179,83,266,170] grown by 10 px (the chin sits just below a HOG box)
+    assert np.all(lm >= (169, 73)) and np.all(lm <= (276, 180))
+
+
+def test_main_face_is_the_highest_scoring_box(dlib_detector, astronaut):
+    faces = dlib_detector.detect_all(astronaut)
+    assert len(faces) == 2  # the face and a weak false positive on the suit at upsample 1
+    (lm, box, score), (_, _, weak) = faces
+    assert score > 1.0 > 0.5 > weak
+    np.testing.assert_allclose(box, [179, 83, 266, 170], atol=8)  # upsample 0 box; 1 differs a little
+    np.testing.assert_array_equal(lm, dlib_detector.detect(astronaut))
+
+
+def test_second_identity(dlib_detector, hopper):
+    lm = dlib_detector.detect(hopper)
+    assert np.all(lm >= (170, 129)) and np.all(lm <= (376, 335))  # HOG box [180,139,366,325] + 10
+
+
+def test_no_face_names_the_file(dlib_detector, camera, tmp_path):
+    path = write_image(tmp_path / "camera.png", camera)
+    with pytest.raises(NoFaceError, match=f"{path}: no face found"):
+        dlib_detector.detect(path)
+    with pytest.raises(NoFaceError, match="^image: no face found"):
+        dlib_detector.detect(np.full((200, 200, 3), 128, np.uint8))
+    assert dlib_detector.detect_all(camera) == []
+
+
+def test_lfw_faces_versus_non_faces(dlib_detector):
+    from skimage import data
+    from skimage.transform import resize
+
+    lfw = data.lfw_subset()  # 100 faces then 100 non-faces, 25x25 grey in [0, 1]
+    frames = [(resize(img, (100, 100)) * 255).astype(np.uint8) for img in lfw]
+    found = dlib_detector.landmarks_for_frames(frames)
+    faces = sum(lm is not None for lm in found[:100])
+    false_alarms = sum(lm is not None for lm in found[100:])
+    assert faces >= 85 and false_alarms <= 5
+    assert all(lm.shape == (68, 2) for lm in found if lm is not None)
+
+
+def test_landmarks_for_frames_strict_names_the_frame(dlib_detector, astronaut):
+    grey = np.full((64, 64, 3), 128, np.uint8)
+    with pytest.raises(NoFaceError, match="^frame 1: no face"):
+        dlib_detector.landmarks_for_frames([astronaut, grey], skip_missing=False)
+
+
+def test_bad_input_is_one_line_error(dlib_detector):
+    with pytest.raises(InputError, match="uint8"):
+        dlib_detector.detect(np.zeros((64, 64, 3), np.float32))
+    with pytest.raises(InputError, match="unknown landmark backend 'mtcnn'"):
+        LandmarkDetector(backend="mtcnn")
+
+
+def test_face_descriptor_separates_identities(astronaut, hopper):
+    from skimage.transform import rescale
+
+    ref = face_descriptor(astronaut)
+    assert ref.shape == (128,) and ref.dtype == np.float32
+    small = (rescale(astronaut, 0.6, channel_axis=2) * 255).astype(np.uint8)
+    assert np.linalg.norm(face_descriptor(small) - ref) < 0.3  # dlib: same person below 0.6
+    assert np.linalg.norm(face_descriptor(hopper) - ref) > 0.6
+
+
+def test_save_load_round_trip_and_errors(tmp_path):
+    lm = np.random.default_rng(0).uniform(0, 256, (68, 2))
+    path = save_landmarks(tmp_path / "a" / "00000.npy", lm)
+    loaded = load_landmarks(path)
+    assert loaded.dtype == np.float32
+    np.testing.assert_array_equal(loaded, lm.astype(np.float32))
+    assert [p.name for p in path.parent.iterdir()] == ["00000.npy"]  # no temp file left
+    with pytest.raises(InputError, match="landmark file not found"):
+        load_landmarks(tmp_path / "missing.npy")
+    np.save(tmp_path / "short.npy", lm[:5])
+    with pytest.raises(InputError, match=r"expected \(68, 2\) landmarks, got shape \(5, 2\)"):
+        load_landmarks(tmp_path / "short.npy")
+    (tmp_path / "junk.npy").write_text("not numpy")
+    with pytest.raises(InputError, match="not a readable .npy"):
+        load_landmarks(tmp_path / "junk.npy")
+    with pytest.raises(InputError, match=r"must be \(N, 2\)"):
+        save_landmarks(tmp_path / "bad.npy", np.zeros(68))
+
+
+# ----------------------------------------------------------------------------- face_alignment
+@pytest.fixture
+def empty_torch_home(tmp_path, monkeypatch):
+    """An empty torch hub cache, so nothing the user downloaded is found."""
+    import torch
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)  # undo any set_dir, restored after the test
+    torch.hub.set_dir(str(tmp_path / "torch_home" / "hub"))
+    return tmp_path / "torch_home" / "hub"
+
+
+@pytest.fixture(scope="module")
+def random_fan_weights(tmp_path_factory):
+    """FAN's real architecture with random weights, under the official file name."""
+    import face_alignment
+    import torch
+
+    folder = tmp_path_factory.mktemp("fan_weights")
+    torch.manual_seed(0)
+    torch.save(face_alignment.models.FAN(4).state_dict(), folder / FAN_FILE)
+    return folder
+
+
+def test_fan_missing_weights_is_one_line_error_without_download(empty_torch_home):
+    with pytest.raises(InputError) as info:
+        LandmarkDetector(backend="face_alignment")
+    message = str(info.value)
+    assert "\n" not in message
+    for part in (FAN_FILE, f"https://www.adrianbulat.com/downloads/python-fan/{FAN_FILE}",
+                 str(empty_torch_home / "checkpoints"), "--fan_weights", "--backend dlib"):
+        assert part in message
+    assert not (empty_torch_home / "checkpoints").exists()  # nothing was created or fetched
+
+
+def test_fan_sfd_needs_the_detector_weights_too(empty_torch_home, random_fan_weights):
+    with pytest.raises(InputError, match=f"{SFD_FILE}.*python-fan/{SFD_FILE}"):
+        LandmarkDetector(backend="face_alignment", weights_dir=random_fan_weights)
+
+
+def test_fan_loads_from_weights_dir_and_leaves_the_hub_alone(empty_torch_home, random_fan_weights):
+    import torch
+
+    detector = LandmarkDetector(backend="face_alignment", face_detector="dlib", weights_dir=random_fan_weights)
+    expected = torch.load(random_fan_weights / FAN_FILE, weights_only=True)["conv1.weight"]
+    assert torch.equal(detector._fan.face_alignment_net.conv1.weight, expected)
+    assert torch.hub.get_dir() == str(empty_torch_home)
+    assert not (empty_torch_home / "checkpoints").exists()
+
+
+@pytest.mark.slow  # about 20 s: numba compiles FAN's heatmap decoder on the first image
+def test_fan_landmarks_real_code_path(empty_torch_home, random_fan_weights, astronaut):
+    detector = LandmarkDetector(backend="face_alignment", face_detector="dlib", weights_dir=random_fan_weights)
+    lm = detector.detect(astronaut)
+    assert lm.shape == (68, 2) and lm.dtype == np.float32
+    # random weights put the points anywhere in FAN's crop around the face box [179,83,266,170]
+    assert np.all(np.abs(lm - (222, 116)) < 150)
+    with pytest.raises(NoFaceError, match="face_alignment detector"):
+        detector.detect(np.full((128, 128, 3), 128, np.uint8))

@@ -1,0 +1,1 @@
+"""Command-line entry points that cut across packages: `python -m tools.<name> --help`."""
