@@ -1,13 +1,15 @@
 """Landmarks from the real dlib models on real photos; FAN's offline weight handling."""
 from __future__ import annotations
 
+import socket
+
 import numpy as np
 import pytest
 
 from common.errors import InputError, NoFaceError
 from common.image import read_image, write_image
 from common.landmarks import (FAN_FILE, SFD_FILE, LandmarkDetector, face_descriptor, load_landmarks,
-                              save_landmarks)
+                              named_frames, save_landmarks)
 
 
 @pytest.fixture(scope="module")
@@ -24,30 +26,44 @@ def hopper():
 
 @pytest.fixture(scope="module")
 def camera():
-    """A real photo without a face (a cameraman seen from behind/side), as RGB."""
+    """A real photo without a detectable face, as RGB."""
     from skimage import data
 
     return np.repeat(data.camera()[..., None], 3, axis=2)
 
 
+@pytest.fixture
+def offline(monkeypatch):
+    """Any attempt to open a network connection fails the test."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("tried to use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
 def test_dlib_astronaut_landmarks(dlib_detector, astronaut):
     lm = dlib_detector.detect(astronaut)
     assert lm.shape == (68, 2) and lm.dtype == np.float32
-    np.testing.assert_allclose(lm[36:42].mean(0), (203, 102), atol=4)
-    np.testing.assert_allclose(lm[42:48].mean(0), (247, 104), atol=4)
+    np.testing.assert_allclose(lm[36:42].mean(0), (203, 102), atol=3)
+    np.testing.assert_allclose(lm[42:48].mean(0), (247, 104), atol=3)
     eyes_y, nose_y, mouth_y, chin_y = lm[36:48, 1].mean(), lm[30, 1], lm[48:68, 1].mean(), lm[8, 1]
     assert eyes_y < nose_y < mouth_y < chin_y
     # inside the HOG box [179,83,266,170] grown by 10 px (the chin sits just below a HOG box)
     assert np.all(lm >= (169, 73)) and np.all(lm <= (276, 180))
 
 
-def test_main_face_is_the_highest_scoring_box(dlib_detector, astronaut):
+def test_main_face_is_the_best_scoring_box(dlib_detector, astronaut):
     faces = dlib_detector.detect_all(astronaut)
     assert len(faces) == 2  # the face and a weak false positive on the suit at upsample 1
-    (lm, box, score), (_, _, weak) = faces
-    assert score > 1.0 > 0.5 > weak
-    np.testing.assert_allclose(box, [179, 83, 266, 170], atol=8)  # upsample 0 box; 1 differs a little
-    np.testing.assert_array_equal(lm, dlib_detector.detect(astronaut))
+    assert faces[0].score > 1.0 and faces[1].score < 0.5
+    np.testing.assert_allclose(faces[0].box, [179, 83, 266, 170], atol=8)
+    np.testing.assert_array_equal(faces[0].landmarks, dlib_detector.detect(astronaut))
+    first = LandmarkDetector(backend="dlib", main_face="first").detect_all(astronaut)
+    largest = LandmarkDetector(backend="dlib", main_face="largest").detect_all(astronaut)
+    assert {round(f.score, 3) for f in first} == {round(f.score, 3) for f in faces}
+    areas = [np.prod(np.ptp(f.landmarks, 0) + 1) for f in largest]  # FSTH's landmark-box area
+    assert areas == sorted(areas, reverse=True)
 
 
 def test_second_identity(dlib_detector, hopper):
@@ -57,11 +73,12 @@ def test_second_identity(dlib_detector, hopper):
 
 def test_no_face_names_the_file(dlib_detector, camera, tmp_path):
     path = write_image(tmp_path / "camera.png", camera)
-    with pytest.raises(NoFaceError, match=f"{path}: no face found"):
+    with pytest.raises(NoFaceError, match=f"^{path}: no face found"):
         dlib_detector.detect(path)
     with pytest.raises(NoFaceError, match="^image: no face found"):
         dlib_detector.detect(np.full((200, 200, 3), 128, np.uint8))
     assert dlib_detector.detect_all(camera) == []
+    assert issubclass(NoFaceError, InputError)
 
 
 def test_lfw_faces_versus_non_faces(dlib_detector):
@@ -69,25 +86,50 @@ def test_lfw_faces_versus_non_faces(dlib_detector):
     from skimage.transform import resize
 
     lfw = data.lfw_subset()  # 100 faces then 100 non-faces, 25x25 grey in [0, 1]
-    frames = [(resize(img, (100, 100)) * 255).astype(np.uint8) for img in lfw]
-    found = dlib_detector.landmarks_for_frames(frames)
+    batch = np.stack([(resize(img, (100, 100)) * 255).astype(np.uint8) for img in lfw])[..., None].repeat(3, 3)
+    found = dlib_detector.detect_frames(batch, skip_missing=True)
     faces = sum(lm is not None for lm in found[:100])
     false_alarms = sum(lm is not None for lm in found[100:])
     assert faces >= 85 and false_alarms <= 5
-    assert all(lm.shape == (68, 2) for lm in found if lm is not None)
+    assert all(lm.shape == (68, 2) and np.all((lm > -10) & (lm < 110)) for lm in found if lm is not None)
 
 
-def test_landmarks_for_frames_strict_names_the_frame(dlib_detector, astronaut):
+def test_frames_strict_or_skipping(dlib_detector, astronaut):
     grey = np.full((64, 64, 3), 128, np.uint8)
     with pytest.raises(NoFaceError, match="^frame 1: no face"):
-        dlib_detector.landmarks_for_frames([astronaut, grey], skip_missing=False)
+        dlib_detector.detect_frames([astronaut, grey])
+    found = dlib_detector.detect_frames([astronaut, grey], skip_missing=True)
+    assert found[0].shape == (68, 2) and found[1] is None
 
 
-def test_bad_input_is_one_line_error(dlib_detector):
+def test_folder_and_video_sources(dlib_detector, astronaut, camera, tmp_path):
+    from common.video import write_video
+
+    write_image(tmp_path / "photos" / "a_face.png", astronaut)
+    write_image(tmp_path / "photos" / "b_camera.png", camera)
+    found = dlib_detector.detect_path(tmp_path / "photos", skip_missing=True)
+    assert list(found) == ["a_face", "b_camera"] and found["b_camera"] is None
+    np.testing.assert_array_equal(found["a_face"], dlib_detector.detect(astronaut))
+    with pytest.raises(NoFaceError, match=r"photos \[b_camera\]: no face"):
+        dlib_detector.detect_path(tmp_path / "photos")
+
+    video = write_video(tmp_path / "clip.mp4", [astronaut[40:296, 96:352]] * 5)
+    frames, total = named_frames(video, every_k=2)
+    assert total == 3
+    found = dlib_detector.detect_path(video, every_k=2)
+    assert list(found) == ["00000", "00002", "00004"]
+    assert all(lm.shape == (68, 2) for lm in found.values())
+
+
+def test_bad_input_is_one_line_error(dlib_detector, tmp_path):
     with pytest.raises(InputError, match="uint8"):
         dlib_detector.detect(np.zeros((64, 64, 3), np.float32))
     with pytest.raises(InputError, match="unknown landmark backend 'mtcnn'"):
         LandmarkDetector(backend="mtcnn")
+    with pytest.raises(InputError, match="unknown main_face rule"):
+        LandmarkDetector(main_face="biggest")
+    with pytest.raises(InputError, match="input not found"):
+        named_frames(tmp_path / "nothing")
 
 
 def test_face_descriptor_separates_identities(astronaut, hopper):
@@ -110,7 +152,7 @@ def test_save_load_round_trip_and_errors(tmp_path):
     with pytest.raises(InputError, match="landmark file not found"):
         load_landmarks(tmp_path / "missing.npy")
     np.save(tmp_path / "short.npy", lm[:5])
-    with pytest.raises(InputError, match=r"expected \(68, 2\) landmarks, got shape \(5, 2\)"):
+    with pytest.raises(InputError, match=r"expected \(68, 2\) landmarks, got float64 \(5, 2\)"):
         load_landmarks(tmp_path / "short.npy")
     (tmp_path / "junk.npy").write_text("not numpy")
     with pytest.raises(InputError, match="not a readable .npy"):
@@ -126,8 +168,7 @@ def empty_torch_home(tmp_path, monkeypatch):
     import torch
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    monkeypatch.setattr(torch.hub, "_hub_dir", None)  # undo any set_dir, restored after the test
-    torch.hub.set_dir(str(tmp_path / "torch_home" / "hub"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)  # undo any set_dir; restored after the test
     return tmp_path / "torch_home" / "hub"
 
 
@@ -143,23 +184,31 @@ def random_fan_weights(tmp_path_factory):
     return folder
 
 
-def test_fan_missing_weights_is_one_line_error_without_download(empty_torch_home):
+def test_fan_missing_weights_is_one_line_error_without_download(empty_torch_home, offline):
     with pytest.raises(InputError) as info:
         LandmarkDetector(backend="face_alignment")
     message = str(info.value)
     assert "\n" not in message
-    for part in (FAN_FILE, f"https://www.adrianbulat.com/downloads/python-fan/{FAN_FILE}",
+    for part in (FAN_FILE, f"https://www.adrianbulat.com/downloads/python-fan/{FAN_FILE}", SFD_FILE,
                  str(empty_torch_home / "checkpoints"), "--fan_weights", "--backend dlib"):
         assert part in message
     assert not (empty_torch_home / "checkpoints").exists()  # nothing was created or fetched
 
 
-def test_fan_sfd_needs_the_detector_weights_too(empty_torch_home, random_fan_weights):
-    with pytest.raises(InputError, match=f"{SFD_FILE}.*python-fan/{SFD_FILE}"):
+def test_fan_with_dlib_detector_needs_only_the_fan_file(empty_torch_home, tmp_path, offline):
+    with pytest.raises(InputError) as info:
+        LandmarkDetector(backend="face_alignment", face_detector="dlib", weights_dir=tmp_path)
+    assert FAN_FILE in str(info.value) and SFD_FILE not in str(info.value)
+    assert "--fan_weights" not in str(info.value)  # the user already named the folder
+
+
+def test_fan_sfd_needs_the_detector_weights_too(empty_torch_home, random_fan_weights, offline):
+    with pytest.raises(InputError, match=f"{SFD_FILE} \\(download .*python-fan/{SFD_FILE}\\)") as info:
         LandmarkDetector(backend="face_alignment", weights_dir=random_fan_weights)
+    assert f"{FAN_FILE} (download" not in str(info.value)
 
 
-def test_fan_loads_from_weights_dir_and_leaves_the_hub_alone(empty_torch_home, random_fan_weights):
+def test_fan_loads_from_weights_dir_and_leaves_the_hub_alone(empty_torch_home, random_fan_weights, offline):
     import torch
 
     detector = LandmarkDetector(backend="face_alignment", face_detector="dlib", weights_dir=random_fan_weights)
@@ -169,8 +218,8 @@ def test_fan_loads_from_weights_dir_and_leaves_the_hub_alone(empty_torch_home, r
     assert not (empty_torch_home / "checkpoints").exists()
 
 
-@pytest.mark.slow  # about 20 s: numba compiles FAN's heatmap decoder on the first image
-def test_fan_landmarks_real_code_path(empty_torch_home, random_fan_weights, astronaut):
+@pytest.mark.slow  # about 15-25 s: numba compiles FAN's heatmap decoder on the first image
+def test_fan_landmarks_real_code_path(empty_torch_home, random_fan_weights, astronaut, offline):
     detector = LandmarkDetector(backend="face_alignment", face_detector="dlib", weights_dir=random_fan_weights)
     lm = detector.detect(astronaut)
     assert lm.shape == (68, 2) and lm.dtype == np.float32

@@ -1,5 +1,6 @@
-"""tools.convert_vgg end to end: a full-size VGG19 (convolutions) and one-line errors."""
+"""tools.convert_vgg end to end (torch formats): files, sidecars and one-line errors."""
 import json
+import logging
 import subprocess
 import sys
 
@@ -7,13 +8,15 @@ import numpy as np
 import pytest
 import torch
 
+from common.vgg import layouts
 from common.vgg.layouts import VGG19
 from common.vgg.torch_vgg import load_vgg
 from conftest import encode_caffemodel, random_vgg_layers
 from tools.convert_vgg import main
 
 
-def test_full_vgg19_convolutions_convert_to_torch(tmp_path):
+def test_full_vgg19_convolutions_convert_to_torch(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="convert_vgg")
     layers = random_vgg_layers(VGG19, with_fc=False)
     caffemodel = tmp_path / "VGG_ILSVRC_19_layers.caffemodel"
     caffemodel.write_bytes(encode_caffemodel(layers))
@@ -21,20 +24,38 @@ def test_full_vgg19_convolutions_convert_to_torch(tmp_path):
     assert main(["--caffemodel", str(caffemodel), "--arch", "vgg19", "--format", "torch",
                  "--out", str(out), "--no_fc"]) == 0
     state = torch.load(out, weights_only=True)
-    assert len(state) == 32
+    assert len(state) == 32 and all(k.startswith("features.") for k in state)
     assert np.array_equal(state["features.34.weight"].numpy(), dict(layers)["conv5_4"][0])
-    assert json.loads((tmp_path / "vgg19_caffe.pth.json").read_text())["mean_bgr"] == [103.939, 116.779, 123.68]
+    sidecar = json.loads((tmp_path / "vgg19_caffe.pth.json").read_text())
+    assert sidecar["arch"] == "vgg19" and sidecar["caffemodel"] == caffemodel.name
+    assert sidecar["input"]["mean_bgr"] == [103.939, 116.779, 123.68]
     assert load_vgg(out).features[0].weight.shape == (64, 3, 3, 3)
+    assert "16 weighted layers, 20,024,384 parameters" in caplog.text  # progress lines
 
 
-def test_fsth_format_needs_the_fc_layers(tmp_path, capsys):
+def test_fsth_format_has_exactly_fsths_keys(tmp_path, tiny_vgg, monkeypatch):
+    monkeypatch.setitem(layouts.ARCHS, "tiny", tiny_vgg)  # a small network through the same path
+    layers = dict(random_vgg_layers(tiny_vgg))
+    caffemodel = tmp_path / "tiny.caffemodel"
+    caffemodel.write_bytes(encode_caffemodel(list(layers.items()), v1=False))
+    from tools.convert_vgg import convert
+
+    out = convert(caffemodel, "tiny", "fsth", tmp_path / "tiny_caffe.pth")
+    state = torch.load(out, weights_only=True)
+    assert list(state)[-6:] == [f"linear_layers.{i}.{p}" for i in (0, 3, 6) for p in ("weight", "bias")]
+    assert len(state) == 2 * 16 and np.array_equal(state["linear_layers.3.weight"].numpy(), layers["fc7"][0])
+    assert np.array_equal(state["conv_layers.24.weight"].numpy(), layers["conv5_1"][0])
+
+
+def test_fsth_format_needs_the_fc_layers(tmp_path, tiny_vgg, monkeypatch, capsys):
+    monkeypatch.setitem(layouts.ARCHS, "tiny", tiny_vgg)
     caffemodel = tmp_path / "conv_only.caffemodel"
-    caffemodel.write_bytes(encode_caffemodel(random_vgg_layers(VGG19, with_fc=False)))
+    caffemodel.write_bytes(encode_caffemodel(random_vgg_layers(tiny_vgg, with_fc=False)))
     with pytest.raises(SystemExit) as exc:
-        main(["--caffemodel", str(caffemodel), "--arch", "vgg19", "--format", "fsth", "--out", str(tmp_path / "x.pth")])
+        main(["--caffemodel", str(caffemodel), "--arch", "tiny", "--format", "fsth", "--out", str(tmp_path / "x.pth")])
     assert exc.value.code == 2
-    assert "no layer 'fc6'" in capsys.readouterr().err
-    assert not (tmp_path / "x.pth").exists()
+    assert capsys.readouterr().err.splitlines()[-1].startswith("error: the caffemodel has no layer 'fc6'")
+    assert list(tmp_path.iterdir()) == [caffemodel]  # nothing half-written
 
 
 def test_missing_caffemodel_is_a_one_line_error(tmp_path):
@@ -42,4 +63,5 @@ def test_missing_caffemodel_is_a_one_line_error(tmp_path):
                              "--arch", "vggface", "--format", "keras", "--out", str(tmp_path / "w.h5")],
                             capture_output=True, text=True)
     assert result.returncode == 2
-    assert result.stderr.strip().count("\n") == 0 and "caffemodel not found" in result.stderr
+    assert result.stderr == f"error: {tmp_path / 'none'}: caffemodel not found\n"
+    assert not (tmp_path / "w.h5").exists()

@@ -24,34 +24,38 @@ def photos(tmp_path, astronaut):
     return folder
 
 
-def test_folder_with_a_face_and_a_no_face_image(photos, tmp_path, capsys):
+def test_folder_with_a_face_and_a_no_face_image(photos, tmp_path, astronaut, capsys):
     out = tmp_path / "out"
     assert main(["--input", str(photos), "--output", str(out)]) == 0
     lm = np.load(out / "astronaut.npy")
     assert lm.shape == (68, 2) and lm.dtype == np.float32
-    np.testing.assert_allclose(lm[36:42].mean(0), (203, 102), atol=4)
+    np.testing.assert_allclose(lm[36:42].mean(0), (203, 102), atol=3)
     preview = read_image(out / "preview" / "astronaut.png")
-    assert preview.shape == (512, 512, 3)
+    assert preview.shape == (512, 512, 3) and np.any(preview != astronaut)
     assert not (out / "camera.npy").exists() and not (out / "preview" / "camera.png").exists()
     assert (out / "no_face.txt").read_text() == "camera\n"
     captured = capsys.readouterr()
-    assert "wrote 1 landmark files" in captured.out and "camera" in captured.err
+    assert "wrote 1 landmark file(s)" in captured.out
+    assert captured.err.strip().splitlines()[-1].startswith("no face in 1 frame(s)")
 
-    # a second run that finds every face removes the stale no-face list
-    (photos / "camera.png").unlink()
+    (photos / "camera.png").unlink()  # a run where every frame has a face empties the list
     assert main(["--input", str(photos), "--output", str(out), "--no_preview"]) == 0
-    assert not (out / "no_face.txt").exists()
+    assert (out / "no_face.txt").read_text() == ""
+
+
+def test_single_image(photos, tmp_path):
+    out = tmp_path / "single"
+    assert main(["--input", str(photos / "astronaut.png"), "--output", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["astronaut.npy", "no_face.txt", "preview"]
 
 
 def test_video_frames_are_named_by_frame_index(tmp_path, astronaut):
     from common.video import write_video
 
-    crop = astronaut[40:296, 96:352]  # 256x256 around the face
-    video = write_video(tmp_path / "clip.mp4", [crop] * 5)
+    video = write_video(tmp_path / "clip.mp4", [astronaut[40:296, 96:352]] * 5)  # 256x256 around the face
     out = tmp_path / "out"
     assert main(["--input", str(video), "--output", str(out), "--every_k", "2", "--no_preview"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["00000.npy", "00002.npy", "00004.npy"]
-    assert not (out / "preview").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["00000.npy", "00002.npy", "00004.npy", "no_face.txt"]
     np.testing.assert_allclose(np.load(out / "00002.npy"), np.load(out / "00000.npy"), atol=2)
 
 
@@ -60,6 +64,7 @@ def test_missing_input_is_one_line_error_exit_2(tmp_path):
                              "--output", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr == f"error: {tmp_path / 'nope.mp4'}: input not found\n"
+    assert not (tmp_path / "out").exists()
 
 
 def test_face_alignment_without_weights_exits_2(photos, tmp_path, monkeypatch, capsys):
@@ -71,4 +76,5 @@ def test_face_alignment_without_weights_exits_2(photos, tmp_path, monkeypatch, c
         main(["--input", str(photos), "--output", str(tmp_path / "out"), "--backend", "face_alignment"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "2DFAN4-11f355bf06.pth.tar" in err and "--backend dlib" in err
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    assert "2DFAN4-11f355bf06.pth.tar" in err and "--backend dlib" in err

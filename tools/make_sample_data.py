@@ -1,0 +1,208 @@
+"""Build the small sample every demo uses, from photos that ship with the installed packages.
+
+`python -m tools.make_sample_data --out DIR` writes
+
+    DIR/source.png                 256x256 face crop of skimage's astronaut photo
+    DIR/source_2.png               a second identity (matplotlib's Grace Hopper photo), same framing
+    DIR/driving.mp4                the driving clip (H.264), made from the source crop
+    DIR/driving/00000.png ...      the same frames, lossless
+    DIR/landmarks/<name>.npy       68x2 float32 iBUG landmarks of source, source_2 and every
+                                   driving frame (driving/00000.npy ...)
+    DIR/parsing/<name>.png         CelebAMask-HQ label maps (uint8) derived from those landmarks,
+    DIR/parsing/<name>_color.png   and their colour previews
+    DIR/meta.json                  fps, sizes, motion parameters, provenance
+
+The driving clip is the source photo warped by a thin-plate spline that carries its detected
+landmarks to animated positions: a smooth roll/translation/scale head motion, a mouth that opens
+twice and one blink. The driving landmarks are therefore known exactly, not re-detected.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from common.errors import cli_main
+from common.image import write_image
+from common.progress import progress
+
+# iBUG-68 indices moved by the expression animation.
+LOWER_LIP = [55, 56, 57, 58, 59, 65, 66, 67]
+CHIN_WEIGHTS = {5: 0.2, 6: 0.5, 7: 0.8, 8: 1.0, 9: 0.8, 10: 0.5, 11: 0.2}
+UPPER_LIDS = {37: 41, 38: 40, 43: 47, 44: 46}  # upper-lid point -> lower-lid point below it
+INNER_LIPS = range(60, 68)  # left out of the spline's control points: they coincide when closed
+
+
+@dataclass
+class Motion:
+    """Amplitudes of the synthetic driving motion (crop pixels and degrees)."""
+
+    frames: int = 48
+    fps: float = 25.0
+    roll_deg: float = 7.0
+    shift_px: float = 10.0
+    scale: float = 0.05
+    mouth_px: float = 9.0
+    blink_frame: int = 30
+    blink_len: int = 6
+
+
+def face_crop(landmarks: np.ndarray, margin: float = 2.2, lift: float = 0.12) -> tuple[float, float, float]:
+    """Square crop (x0, y0, side) around the landmarks, FOMM-style: face about half the side."""
+    lo, hi = landmarks.min(0), landmarks.max(0)
+    side = float(max(hi - lo)) * margin
+    cx, cy = (lo + hi) / 2
+    cy -= lift * side
+    return float(cx - side / 2), float(cy - side / 2), side
+
+
+def animate(points: np.ndarray, t: int, motion: Motion, centre: np.ndarray, px: float) -> np.ndarray:
+    """Landmarks (and extra anchor points after index 67) moved to frame `t`.
+
+    `px` converts crop pixels to image pixels. Expression first (in the face's own frame),
+    then the rigid head motion about `centre`.
+    """
+    phase = 2 * np.pi * t / motion.frames
+    out = points.astype(np.float64).copy()
+    opening = motion.mouth_px * px * max(0.0, np.sin(2 * phase)) ** 2
+    out[LOWER_LIP, 1] += opening
+    for idx, weight in CHIN_WEIGHTS.items():
+        out[idx, 1] += weight * opening
+    blink = 1 - abs(t - motion.blink_frame) / (motion.blink_len / 2)
+    if blink > 0:
+        for upper, lower in UPPER_LIDS.items():
+            out[upper] += 0.85 * blink * (points[lower] - points[upper])
+    angle = np.deg2rad(motion.roll_deg) * np.sin(phase)
+    scale = 1 + motion.scale * np.sin(phase + 1.0)
+    rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    shift = motion.shift_px * px * np.array([np.sin(phase + 0.5), 0.5 * np.sin(2 * phase)])
+    return (out - centre) @ rot.T + centre + shift
+
+
+def warp(image: np.ndarray, src: np.ndarray, dst: np.ndarray, crop: tuple[float, float, float], size: int) -> np.ndarray:
+    """Render the `size`x`size` crop of `image` deformed so that points `src` move to `dst`.
+
+    Backward mapping: a thin-plate spline from output positions to source positions, sampled
+    bilinearly. The spline has an affine part, so a purely rigid motion is reproduced exactly.
+    """
+    from scipy.interpolate import RBFInterpolator
+    from scipy.ndimage import map_coordinates
+
+    x0, y0, side = crop
+    step = side / size
+    grid = (np.stack(np.meshgrid(np.arange(size), np.arange(size)), -1).reshape(-1, 2) + 0.5) * step
+    grid += [x0, y0]
+    sample = RBFInterpolator(dst, src, kernel="thin_plate_spline")(grid)
+    channels = [
+        map_coordinates(image[..., c].astype(np.float32), [sample[:, 1] - 0.5, sample[:, 0] - 0.5],
+                        order=1, mode="reflect")
+        for c in range(image.shape[2])
+    ]
+    return np.clip(np.rint(np.stack(channels, -1)), 0, 255).astype(np.uint8).reshape(size, size, -1)
+
+
+def to_crop(points: np.ndarray, crop: tuple[float, float, float], size: int) -> np.ndarray:
+    x0, y0, side = crop
+    return ((points - [x0, y0]) * (size / side)).astype(np.float32)
+
+
+def anchor_ring(landmarks: np.ndarray, crop: tuple[float, float, float], count: int = 20) -> np.ndarray:
+    """Points well outside the face that move with the head, so the background follows it."""
+    centre = landmarks.mean(0)
+    radius = crop[2] * 0.75
+    angles = np.linspace(0, 2 * np.pi, count, endpoint=False)
+    return centre + radius * np.stack([np.cos(angles), np.sin(angles)], 1)
+
+
+def write_labels(out: Path, name: str, landmarks: np.ndarray, size: int) -> None:
+    from common.parsing import colorize, labels_from_landmarks
+
+    labels = labels_from_landmarks(landmarks, (size, size))
+    write_image(out / "parsing" / f"{name}.png", labels)
+    write_image(out / "parsing" / f"{name}_color.png", colorize(labels))
+
+
+def crop_identity(image: np.ndarray, detector, size: int):
+    """A face crop of a photo at the sample's framing, with its landmarks in crop pixels."""
+    landmarks = detector.detect(image)
+    crop = face_crop(landmarks)
+    ring = anchor_ring(landmarks, crop)
+    points = np.concatenate([landmarks, ring])
+    return warp(image, points, points, crop, size), to_crop(landmarks, crop, size)
+
+
+def make_sample(out: Path, size: int = 256, motion: Motion = Motion()) -> dict:
+    from matplotlib import cbook
+    from skimage import data
+
+    from common.image import read_image
+    from common.landmarks import LandmarkDetector
+    from common.video import VideoWriter
+
+    out.mkdir(parents=True, exist_ok=True)
+    detector = LandmarkDetector(backend="dlib")
+    photo = data.astronaut()
+    landmarks = detector.detect(photo)
+    crop = face_crop(landmarks)
+    px = crop[2] / size
+    controls = [i for i in range(68) if i not in INNER_LIPS]
+    src = np.concatenate([landmarks, anchor_ring(landmarks, crop)]).astype(np.float64)
+    centre = landmarks.mean(0)
+
+    (out / "landmarks" / "driving").mkdir(parents=True, exist_ok=True)
+    write_image(out / "source.png", warp(photo, src, src, crop, size))
+    np.save(out / "landmarks" / "source.npy", to_crop(landmarks, crop, size))
+    write_labels(out, "source", to_crop(landmarks, crop, size), size)
+
+    hopper, hopper_lm = crop_identity(read_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)),
+                                      detector, size)
+    write_image(out / "source_2.png", hopper)
+    np.save(out / "landmarks" / "source_2.npy", hopper_lm)
+    write_labels(out, "source_2", hopper_lm, size)
+
+    with VideoWriter(out / "driving.mp4", fps=motion.fps) as video:
+        for t in progress(range(motion.frames), desc="driving frames"):
+            dst = animate(src, t, motion, centre, px)
+            keep = controls + list(range(68, len(src)))
+            frame = warp(photo, src[keep], dst[keep], crop, size)
+            frame_lm = to_crop(dst[:68], crop, size)
+            video.write(frame)
+            write_image(out / "driving" / f"{t:05d}.png", frame)
+            np.save(out / "landmarks" / "driving" / f"{t:05d}.npy", frame_lm)
+            write_labels(out, f"driving/{t:05d}", frame_lm, size)
+
+    meta = {
+        "size": size,
+        "fps": motion.fps,
+        "frames": motion.frames,
+        "motion": asdict(motion),
+        "source": "skimage.data.astronaut(), cropped at (x0, y0, side) = "
+                  + ", ".join(f"{v:.1f}" for v in crop),
+        "source_2": "matplotlib sample_data/grace_hopper.jpg",
+        "landmarks": "dlib 68-point on the photos; driving landmarks are the warp targets (exact)",
+        "parsing": "CelebAMask-HQ labels drawn from the landmarks (common.parsing.labels_from_landmarks), "
+                   "not a parsing network",
+    }
+    (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+@cli_main
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, type=Path, help="output folder (created)")
+    parser.add_argument("--size", type=int, default=256, help="frame size in pixels (default 256)")
+    parser.add_argument("--frames", type=int, default=Motion.frames, help="driving clip length")
+    parser.add_argument("--fps", type=float, default=Motion.fps)
+    args = parser.parse_args(argv)
+    meta = make_sample(args.out, args.size, Motion(frames=args.frames, fps=args.fps))
+    print(f"wrote the sample ({meta['frames']} driving frames at {meta['size']}px) to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    main()
