@@ -39,26 +39,30 @@ def bench_video(frames: int, folder: Path) -> None:
         _rate(f"H.264 decode {size}x{size}", count, time.perf_counter() - start)
 
 
-def bench_landmarks(frames: int) -> None:
+def bench_landmarks(frames: int, fan_weights: str | None) -> None:
     from common.landmarks import LandmarkDetector
 
-    detector = LandmarkDetector(backend="dlib")
-    for size in (256, 512):
-        clip = _clip(size, frames)
-        detector.detect(clip[0])  # model loading is not part of the per-frame cost
-        start = time.perf_counter()
-        for frame in clip:
-            detector.detect(frame)
-        _rate(f"dlib landmarks {size}x{size} (HOG + 68 pts)", frames, time.perf_counter() - start)
+    detectors = {"dlib (HOG + 68 pts)": LandmarkDetector(backend="dlib")}
+    if fan_weights:
+        detectors["FAN (S3FD detector)"] = LandmarkDetector(backend="face_alignment", weights_dir=fan_weights)
+    for label, detector in detectors.items():
+        for size in (256, 512):
+            clip = _clip(size, frames)
+            detector.detect(clip[0])  # model loading and JIT are not part of the per-frame cost
+            start = time.perf_counter()
+            for frame in clip:
+                detector.detect(frame)
+            _rate(f"{label} {size}x{size}", frames, time.perf_counter() - start)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=48)
+    parser.add_argument("--fan_weights", help="folder with the FAN/S3FD files, to time that backend too")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         bench_video(args.frames, Path(tmp))
-    bench_landmarks(max(8, args.frames // 4))
+    bench_landmarks(max(8, args.frames // 4), args.fan_weights)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory: {peak_mb:.0f} MB")
 
