@@ -11,7 +11,7 @@ from common.vgg.caffemodel import read_caffemodel
 from common.vgg.convert import caffe_weights, keras_weights, metadata, torch_state, write_metadata
 from common.vgg.layouts import VGG19, VGGFACE, VGGArch
 from common.vgg.torch_vgg import PerceptualLoss, VGGFeatures, layer_names, load_vgg, save_state_dict
-from conftest import encode_caffemodel, random_vgg_layers
+from synthetic_caffe import encode_caffemodel, random_vgg_layers
 
 
 def write(tmp_path, layers, name="net.caffemodel", **kwargs):

@@ -13,7 +13,7 @@ from common.vgg.convert import caffe_weights, torch_state
 from common.vgg.keras_vgg import VGGFACE_LOGITS_INDEX, VGGFACE_RECON_INDICES, VGGFaceModel, write_vgg19_notop
 from common.vgg.layouts import VGG19
 from common.vgg.torch_vgg import VGGFeatures
-from conftest import encode_caffemodel, random_vgg_layers
+from synthetic_caffe import encode_caffemodel, random_vgg_layers
 from tools.convert_vgg import convert
 
 RECON_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]

@@ -11,7 +11,7 @@ import torch
 from common.vgg import layouts
 from common.vgg.layouts import VGG19
 from common.vgg.torch_vgg import load_vgg
-from conftest import encode_caffemodel, random_vgg_layers
+from synthetic_caffe import encode_caffemodel, random_vgg_layers
 from tools.convert_vgg import main
 
 
