@@ -63,7 +63,8 @@ def _dlib_models():
     """HOG detector and 68-point predictor, loaded once per process (about 1.5 s)."""
     import dlib
 
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(_dlib_model_file("shape_predictor_68_face_landmarks.dat"))
+    predictor = dlib.shape_predictor(_dlib_model_file("shape_predictor_68_face_landmarks.dat"))
+    return dlib.get_frontal_face_detector(), predictor
 
 
 @functools.lru_cache(maxsize=None)
@@ -205,7 +206,8 @@ class LandmarkDetector:
             self._detector, self._predictor = _dlib_models()
             return
         if face_detector not in FAN_DETECTORS:
-            raise InputError(f"unknown face_alignment detector {face_detector!r}; choose one of {', '.join(FAN_DETECTORS)}")
+            raise InputError(f"unknown face_alignment detector {face_detector!r}; "
+                             f"choose one of {', '.join(FAN_DETECTORS)}")
         paths = find_fan_weights(weights_dir, face_detector)  # before face-alignment can download
         self._fan = _load_fan(device, bool(flip_input), face_detector,
                               paths[FAN_FILE].resolve(), paths.get(SFD_FILE))
@@ -220,8 +222,8 @@ class LandmarkDetector:
         faces = self._dlib_faces(image) if self.backend == "dlib" else self._fan_faces(image)
         if self.main_face == "first":
             return faces
-        size = (lambda face: face.score) if self.main_face == "score" else _extent_area
-        return sorted(faces, key=size, reverse=True)  # stable: ties keep detector order
+        key = (lambda face: face.score) if self.main_face == "score" else _extent_area
+        return sorted(faces, key=key, reverse=True)  # stable: ties keep detector order
 
     def detect(self, image: np.ndarray | str | os.PathLike, name: str | None = None) -> np.ndarray:
         """(68, 2) landmarks of the main face; `NoFaceError` naming the file (or `name`) if none."""

@@ -10,7 +10,8 @@ from common.drawing import STYLES, draw_landmarks, get_style, overlay_landmarks
 from common.errors import InputError
 
 WHITE, BLACK = (255, 255, 255), (0, 0, 0)
-GREEN, ORANGE, BLUE, RED, PURPLE, PINK = (0, 128, 0), (255, 165, 0), (0, 0, 255), (255, 0, 0), (128, 0, 128), (255, 192, 203)
+GREEN, ORANGE, BLUE, RED = (0, 128, 0), (255, 165, 0), (0, 0, 255), (255, 0, 0)
+PURPLE, PINK = (128, 0, 128), (255, 192, 203)
 SPANS = [(0, 17), (17, 22), (22, 27), (27, 31), (31, 36), (36, 42), (42, 48), (48, 60), (60, 68)]
 NAMES = ["green", "orange", "orange", "blue", "blue", "red", "red", "purple", "pink"]
 

@@ -1,0 +1,15 @@
+"""Plain ReLU multilayer perceptrons, laid out as the checkpoints expect."""
+from __future__ import annotations
+
+from torch import nn
+
+
+def mlp(*widths: int) -> nn.Sequential:
+    """Linear layers between consecutive `widths` with a ReLU between them, none after the last.
+
+    Linear layers land at even indices (0, 2, 4, ...), the keys of the official state dicts.
+    """
+    layers: list[nn.Module] = []
+    for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+        layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
+    return nn.Sequential(*layers[:-1])
