@@ -58,3 +58,77 @@ def small_networks():
     dim = SMALL['embedding_dim']
     return (Generator(SMALL['G_config'], dim), Embedder(SMALL['E_config'], dim),
             Discriminator(SMALL['V_config'], 3, dim))
+
+
+# Small Caffe-VGG look-alikes with the real block structure, so the original's layer indices apply.
+TINY_VGG = {
+    'vgg19': dict(blocks=(2, 2, 4, 4, 4), mean_bgr=(103.939, 116.779, 123.68)),
+    'vggface': dict(blocks=(2, 2, 3, 3, 3), mean_bgr=(93.5940, 104.7624, 129.1863)),
+}
+
+
+@pytest.fixture(scope='session')
+def tiny_vgg_files(tmp_path_factory) -> dict:
+    """{'vgg19': (arch, file), 'vggface': (arch, file)}: random weights in FSTH's `conv_layers.*` layout."""
+    from common.vgg.layouts import VGGArch
+    from common.vgg.torch_vgg import VGGFeatures
+
+    out, folder = {}, tmp_path_factory.mktemp('vgg')
+    for seed, (name, spec) in enumerate(TINY_VGG.items()):
+        arch = VGGArch(f'tiny_{name}', spec['blocks'], 10, spec['mean_bgr'], 'test', widths=(4, 6, 8, 8, 8),
+                       fc_width=16)
+        torch.manual_seed(seed)
+        state = {k.replace('features.', 'conv_layers.'): v for k, v in VGGFeatures(arch).state_dict().items()}
+        torch.save(state, folder / f'{name}.pth')
+        out[name] = (arch, folder / f'{name}.pth')
+    return out
+
+
+@pytest.fixture(scope='session')
+def sample_data(tmp_path_factory) -> Path:
+    """The shared sample (tools.make_sample_data), small: 6 driving frames at 128 px."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp('sample')
+    subprocess.run([sys.executable, '-m', 'tools.make_sample_data', '--out', str(out), '--frames', '6',
+                    '--size', '128'], check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture(scope='session')
+def episode_root(sample_data, tmp_path_factory) -> Path:
+    """A training set in the frame-folder layout: person_a/clip (6 frames, .npy beside them) and
+    person_b/photo (1 frame, .npy in landmarks/)."""
+    import shutil
+
+    root = tmp_path_factory.mktemp('episodes')
+    clip = root / 'person_a' / 'clip'
+    clip.mkdir(parents=True)
+    for frame in sorted((sample_data / 'driving').glob('*.png')):
+        shutil.copy(frame, clip / frame.name)
+        shutil.copy(sample_data / 'landmarks' / 'driving' / f'{frame.stem}.npy', clip / f'{frame.stem}.npy')
+    photo = root / 'person_b' / 'photo'
+    (photo / 'landmarks').mkdir(parents=True)
+    shutil.copy(sample_data / 'source_2.png', photo / 'source_2.png')
+    shutil.copy(sample_data / 'landmarks' / 'source_2.npy', photo / 'landmarks' / 'source_2.npy')
+    return root
+
+
+@pytest.fixture(scope='session')
+def tiny_config(episode_root, tiny_vgg_files) -> dict:
+    """SMALL networks at 32 x 32, episodes of 1 + 2 frames, batch 2, no workers."""
+    from fsth.config import load_config
+
+    return load_config(None, **SMALL, train_dataset=str(episode_root), input_size=32, metatrain_T=2,
+                       metatrain_batch_size=2, num_worker=0, vgg19_weight_file=str(tiny_vgg_files['vgg19'][1]),
+                       vggface_weight_file=str(tiny_vgg_files['vggface'][1]), max_epoch=100,
+                       display_every=2, check_every=3, save_every=1000, lr_EG=1e-3)
+
+
+@pytest.fixture(scope='session')
+def tiny_loss(tiny_config, tiny_vgg_files):
+    from fsth.loss import Loss_EG_meta
+
+    return Loss_EG_meta.from_config(tiny_config, vgg19_arch=tiny_vgg_files['vgg19'][0],
+                                    vggface_arch=tiny_vgg_files['vggface'][0])

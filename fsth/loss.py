@@ -1,0 +1,116 @@
+"""The original's losses (`model/loss.py`): D hinge, and the E/G loss of meta-training and fine-tuning.
+
+L_EG = vgg19_loss_weight * sum_l L1(VGG19_l) + vggface_loss_weight * sum_l L1(VGGFace_l)
+       - mean(D score of the fake) + fm_loss_weight * sum_blocks L1(D features)
+       [+ mch_loss_weight * L1(W_i, e_hat per frame)   (meta-training only)]
+Every L1 is a mean over all elements (F.l1_loss).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping, NamedTuple, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from common.errors import InputError
+from common.vgg.layouts import VGGArch, get_arch
+from common.vgg.torch_vgg import PerceptualLoss
+
+
+def Loss_DSC(D_score_hat: torch.Tensor, D_score: torch.Tensor) -> torch.Tensor:
+    """Hinge loss of D: mean(relu(1 - real score) + relu(1 + fake score))."""
+    return torch.mean(F.relu(1.0 - D_score) + F.relu(1.0 + D_score_hat))
+
+
+def vgg_feature_names(arch: VGGArch, indices: Sequence[int]) -> list[str]:
+    """The original's `conv_layers` indices -> the feature names it effectively reads.
+
+    It records conv outputs that the following in-place ReLU then overwrites, so every layer
+    but the deepest is seen after its ReLU.
+    """
+    by_index = {i: name for name, i in arch.conv_indices.items()}
+    unknown = [i for i in indices if i not in by_index]
+    if unknown:
+        raise InputError(f"{arch.name} layers {unknown} are not convolutions; valid: {sorted(by_index)}")
+    deepest = max(indices)
+    return [by_index[i] if i == deepest else by_index[i].replace('conv', 'relu') for i in indices]
+
+
+def _perceptual(weight_file: str | os.PathLike | None, key: str, arch: str | VGGArch,
+                indices: Sequence[int], normalize: bool) -> PerceptualLoss:
+    arch = get_arch(arch) if isinstance(arch, str) else arch
+    if weight_file is None or not os.path.isfile(weight_file):
+        where = 'is not set' if weight_file is None else f'{weight_file} not found'
+        raise InputError(f"{key} {where}: convert {arch.source.split(' ')[0]} with `python -m tools.convert_vgg "
+                         f"--caffemodel FILE --arch {arch.name} --format fsth --out FILE` and set {key}")
+    return PerceptualLoss(weight_file, arch, vgg_feature_names(arch, indices),
+                          input_range=(0.0, 1.0) if normalize else (0.0, 255.0))
+
+
+class EGLosses(NamedTuple):
+    """The terms the original returns, in its order (mch only in meta-training)."""
+    total: torch.Tensor
+    vgg19: torch.Tensor
+    vggface: torch.Tensor
+    content: torch.Tensor
+    adv: torch.Tensor
+    fm: torch.Tensor
+    mch: torch.Tensor | None = None
+
+
+class Loss_EG_finetune(nn.Module):
+    """Content + adversarial + feature-matching loss of E and G (fine-tuning: no matching term).
+
+    The VGG networks are frozen; `vgg19_arch`/`vggface_arch` exist so tests can use small ones.
+    """
+
+    def __init__(self, vgg19_layers, vggface_layers, vgg19_weight_file, vggface_weight_file,
+                 vgg19_loss_weight, vggface_loss_weight, fm_loss_weight, normalize=True,
+                 vgg19_arch: str | VGGArch = 'vgg19', vggface_arch: str | VGGArch = 'vggface'):
+        super().__init__()
+        self.vgg19 = _perceptual(vgg19_weight_file, 'vgg19_weight_file', vgg19_arch, vgg19_layers, normalize)
+        self.vggface = _perceptual(vggface_weight_file, 'vggface_weight_file', vggface_arch, vggface_layers,
+                                   normalize)
+        self.vgg19_loss_weight = vgg19_loss_weight
+        self.vggface_loss_weight = vggface_loss_weight
+        self.fm_loss_weight = fm_loss_weight
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], **kwargs):
+        """Built from the settings of `fsth.config` (its keys have the constructor's names)."""
+        keys = ['vgg19_layers', 'vggface_layers', 'vgg19_weight_file', 'vggface_weight_file',
+                'vgg19_loss_weight', 'vggface_loss_weight', 'fm_loss_weight']
+        if cls is Loss_EG_meta:
+            keys.append('mch_loss_weight')
+        return cls(*(cfg[k] for k in keys), normalize=cfg['input_normalize'], **kwargs)
+
+    def adversarial_terms(self, x, x_hat, D_features, D_features_hat, D_score_hat) -> EGLosses:
+        vgg19_loss = self.vgg19(x_hat, x)  # PerceptualLoss stops the gradient through its 2nd argument
+        vggface_loss = self.vggface(x_hat, x)
+        content = self.vgg19_loss_weight * vgg19_loss + self.vggface_loss_weight * vggface_loss
+        adv = -torch.mean(D_score_hat)
+        fm = sum(F.l1_loss(real, fake) for real, fake in zip(D_features, D_features_hat))
+        total = content + adv + self.fm_loss_weight * fm
+        return EGLosses(total, vgg19_loss, vggface_loss, content, adv, fm)
+
+    def forward(self, x, x_hat, D_features, D_features_hat, D_score_hat) -> EGLosses:
+        return self.adversarial_terms(x, x_hat, D_features, D_features_hat, D_score_hat)
+
+
+class Loss_EG_meta(Loss_EG_finetune):
+    """Fine-tuning loss plus the embedding matching term: W_i (b, dim), without w0, against
+    each of the T per-frame embeddings e_hat (b, T, dim), not their mean."""
+
+    def __init__(self, vgg19_layers, vggface_layers, vgg19_weight_file, vggface_weight_file,
+                 vgg19_loss_weight, vggface_loss_weight, fm_loss_weight, mch_loss_weight, normalize=True,
+                 **kwargs):
+        super().__init__(vgg19_layers, vggface_layers, vgg19_weight_file, vggface_weight_file,
+                         vgg19_loss_weight, vggface_loss_weight, fm_loss_weight, normalize, **kwargs)
+        self.mch_loss_weight = mch_loss_weight
+
+    def forward(self, x, x_hat, D_features, D_features_hat, D_score_hat, e_hat, w) -> EGLosses:
+        terms = self.adversarial_terms(x, x_hat, D_features, D_features_hat, D_score_hat)
+        mch = F.l1_loss(w.unsqueeze(1).expand_as(e_hat), e_hat)
+        return terms._replace(total=terms.total + self.mch_loss_weight * mch, mch=mch)
