@@ -53,3 +53,39 @@ def seeded_state(reference: Mapping[str, torch.Tensor], seed: int) -> dict[str, 
         else:
             state[key] = 0.05 * torch.randn(value.shape, generator=generator)
     return state
+
+
+# The released architecture with the narrowest settings its constructors allow: the token and
+# render widths are fixed, but few octaves, a small expression vector, one attention block and
+# the small decoder make a 256x256 frame cost about a second on a CPU.
+SMALL_MODEL = {
+    "expression_size": 8,
+    "small_decoder": True,
+    "encoder_kwargs": {"pix_octaves": 2, "kp_octaves": 1, "num_att_blocks": 1},
+    "decoder_kwargs": {"pix_octaves": 2, "kp_octaves": 1, "num_att_blocks": 1},
+}
+
+
+def small_checkpoints(folder: Path, seed: int = 0) -> dict[str, Path]:
+    """Write a small random FSRT (config YAML + checkpoint, official layout) and a random
+    keypoint detector into `folder`; returns their paths by CLI flag name."""
+    import yaml
+
+    from common.checkpoint import save_checkpoint
+    from fsrt.checkpoint import save_fsrt
+    from fsrt.model import FSRT, KPDetector
+
+    torch.manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"config": folder / "small.yaml", "checkpoint": folder / "small.pt", "kp_checkpoint": folder / "kp.pt"}
+    paths["config"].write_text(yaml.safe_dump({"model": SMALL_MODEL}))
+    model = FSRT(**SMALL_MODEL)
+    detector = KPDetector()
+    with torch.no_grad():
+        detector.kp.weight.mul_(20)  # sharper heatmaps, so keypoints follow the image content
+        last = model.decoder.render_mlp[-1]
+        last.weight.mul_(20)  # mid-grey images with visible structure instead of ~0 +- 0.01
+        last.bias.fill_(0.5)
+    save_fsrt(paths["checkpoint"], model, it=0)
+    save_checkpoint(detector.state_dict(), paths["kp_checkpoint"])
+    return paths

@@ -1,0 +1,171 @@
+"""`python -m fsrt.demo` end to end on the sample data with a small random FSRT, its fast path
+against a plain per-frame path, and its one-line errors.
+
+The demo runs at `fsrt.demo.SIZE`; the tests lower it to 128 (the smallest size the keypoint
+detector's hourglass takes) because the decoder's fixed widths make a 256x256 frame cost
+seconds on a CPU. Nothing in the demo depends on the size otherwise.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from fsrt_testlib import small_checkpoints
+
+from common.image import read_image
+from common.video import read_video, video_info, write_video
+from fsrt import demo
+from fsrt.checkpoint import load_pretrained
+from fsrt.model import pixel_grid
+
+SIZE = 128
+FRAMES = 2
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    from tools.make_sample_data import main as make_sample
+
+    folder = tmp_path_factory.mktemp("fsrt_sample")
+    make_sample(["--out", str(folder), "--frames", str(FRAMES)])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return small_checkpoints(tmp_path_factory.mktemp("fsrt_small"))
+
+
+@pytest.fixture(autouse=True)
+def small_frames(monkeypatch):
+    monkeypatch.setattr(demo, "SIZE", SIZE)
+
+
+def run_demo(ckpt, sample, out, *extra):
+    args = [f"--{flag}={path}" for flag, path in ckpt.items()]
+    args += ["--driving_video", str(sample / "driving.mp4"), "--result_video", str(out), "--cpu", *extra]
+    if "--source_image" not in extra:
+        args += ["--source_image", str(sample / "source.png")]
+    return demo.main(args)
+
+
+@pytest.fixture(scope="module")
+def absolute(ckpt, sample, tmp_path_factory):
+    out = tmp_path_factory.mktemp("absolute")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(demo, "SIZE", SIZE)
+        run_demo(ckpt, sample, out / "result.mp4", "--result_frames", str(out / "frames"),
+                 "--source_image", str(sample / "source_2.png"))
+    return out
+
+
+def test_video_has_driving_fps_count_and_side_by_side_size(absolute, sample):
+    info = video_info(absolute / "result.mp4")
+    assert (info.frames, info.width, info.height) == (FRAMES, 2 * SIZE, SIZE)
+    assert info.fps == pytest.approx(video_info(sample / "driving.mp4").fps)
+
+
+def test_result_frames_are_the_right_half_of_the_video(absolute, sample):
+    video = read_video(absolute / "result.mp4").astype(float)
+    pngs = sorted((absolute / "frames").glob("*.png"))
+    assert [p.name for p in pngs] == [f"{i:05d}.png" for i in range(FRAMES)]
+    for i, png in enumerate(pngs):
+        result = read_image(png)
+        assert result.shape == (SIZE, SIZE, 3)
+        assert np.abs(video[i, :, SIZE:] - result).mean() < 3  # H.264 at crf 15
+        driving = demo.prepare(read_image(sample / "driving" / f"{i:05d}.png")) * 255
+        assert np.abs(video[i, :, :SIZE] - driving).mean() < 6  # coded twice
+
+
+def test_relative_motion_changes_the_output(absolute, ckpt, sample, tmp_path):
+    run_demo(ckpt, sample, tmp_path / "rel.mp4", "--relative", "--result_frames", str(tmp_path / "frames"),
+             "--source_image", str(sample / "source_2.png"))
+    relative = read_image(tmp_path / "frames" / "00001.png").astype(int)
+    assert np.abs(relative - read_image(absolute / "frames" / "00001.png")).max() > 10
+
+
+def test_two_sources_relative_from_best_frame(ckpt, sample, tmp_path):
+    run_demo(ckpt, sample, tmp_path / "two.mp4", "--source_image", str(sample / "source.png"),
+             str(sample / "source_2.png"), "--relative", "--adapt_scale", "--find_best_frame")
+    assert video_info(tmp_path / "two.mp4").frames == FRAMES
+
+
+@pytest.fixture(scope="module")
+def loaded(ckpt):
+    return load_pretrained(ckpt["config"], ckpt["checkpoint"], ckpt["kp_checkpoint"])
+
+
+def test_fast_path_equals_plain_per_frame_path(loaded):
+    """Encoder once, cached pixel codes, batched and chunked decoding == re-encoding the sources
+    and decoding every frame whole with per-pixel keypoints, as the original loop does."""
+    detector, model = loaded
+    generator = torch.Generator().manual_seed(0)
+    sources = torch.rand(2, 3, SIZE, SIZE, generator=generator)
+    driving = torch.rand(2, 3, SIZE, SIZE, generator=generator)
+    fast = demo.animate(model, detector, sources, driving, relative=True, adapt_scale=True, anchor=1,
+                        batch_size=2, max_num_pixels=3000)  # ragged chunks
+
+    with torch.no_grad():
+        kp_src, exp_src = model.keypoints_and_expression(detector, sources)
+        kp_anchor, _ = model.keypoints_and_expression(detector, driving[1:2])
+        grid = pixel_grid(SIZE, SIZE).flatten(0, 1)[None]
+        plain = []
+        for frame in driving:
+            z = model.encoder(sources[None], kp_src[None], pixel_grid(SIZE, SIZE), exp_src[None])
+            kp, expression = model.keypoints_and_expression(detector, frame[None])
+            kp = demo.transfer_motion(kp, kp_src[0], kp_anchor[0], relative=True, adapt_scale=True)
+            rgb = model.decoder(z, grid, kp[:, None].expand(-1, grid.shape[1], -1, -1), expression)
+            plain.append(rgb.view(SIZE, SIZE, 3).permute(2, 0, 1).clamp(0, 1))
+    torch.testing.assert_close(fast, torch.stack(plain), rtol=0, atol=1e-5)
+    assert fast.std() > 0.05
+
+
+def test_transfer_motion_modes():
+    driving = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], [[0.1, 0.1], [1.1, 0.1], [0.1, 1.1]]])
+    source = driving[0] * 2  # four times the hull area of the anchor
+    assert demo.transfer_motion(driving, source, driving[0]) is driving
+    torch.testing.assert_close(demo.transfer_motion(driving, source, driving[0], relative=True)[1], source + 0.1)
+    scaled = demo.transfer_motion(driving, source, driving[0], relative=True, adapt_scale=True)
+    torch.testing.assert_close(scaled[1], source + 0.2)
+
+
+# ------------------------------------------------------------------------------------ errors
+def error_of(capsys, ckpt, sample, out, *extra):
+    with pytest.raises(SystemExit) as exit_info:
+        run_demo(ckpt, sample, out, *extra)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_unreadable_video_keeps_the_old_result(capsys, ckpt, sample, tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    out = tmp_path / "result.mp4"
+    out.write_bytes(b"previous result")
+    message = error_of(capsys, ckpt, sample, out, "--driving_video", str(bad))
+    assert "bad.mp4" in message
+    assert out.read_bytes() == b"previous result"
+
+
+def test_missing_source(capsys, ckpt, sample, tmp_path):
+    assert "nope.png" in error_of(capsys, ckpt, sample, tmp_path / "r.mp4", "--source_image", str(tmp_path / "nope.png"))
+
+
+def test_source_index_out_of_range(capsys, ckpt, sample, tmp_path):
+    assert "--source_idx 5" in error_of(capsys, ckpt, sample, tmp_path / "r.mp4", "--source_idx", "5")
+
+
+def test_mismatched_checkpoint(capsys, ckpt, sample, tmp_path):
+    message = error_of(capsys, ckpt, sample, tmp_path / "r.mp4", "--config", "vox256")
+    assert "small.pt" in message
+
+
+def test_no_face_with_find_best_frame(capsys, ckpt, sample, tmp_path):
+    noise = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    write_video(tmp_path / "noise.mp4", noise)
+    message = error_of(capsys, ckpt, sample, tmp_path / "r.mp4", "--driving_video", str(tmp_path / "noise.mp4"),
+                       "--relative", "--find_best_frame")
+    assert "no face" in message and "driving frame 0" in message
+    assert not (tmp_path / "r.mp4").exists()
