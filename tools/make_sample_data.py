@@ -117,21 +117,27 @@ def anchor_ring(landmarks: np.ndarray, crop: tuple[float, float, float], count: 
     return centre + radius * np.stack([np.cos(angles), np.sin(angles)], 1)
 
 
-def write_labels(out: Path, name: str, landmarks: np.ndarray, size: int) -> None:
+def write_annotations(out: Path, name: str, landmarks: np.ndarray, size: int) -> None:
+    """`landmarks/<name>.npy` and the label map drawn from them, `parsing/<name>(_color).png`."""
     from common.parsing import colorize, labels_from_landmarks
 
+    np.save(out / "landmarks" / f"{name}.npy", landmarks)
     labels = labels_from_landmarks(landmarks, (size, size))
     write_image(out / "parsing" / f"{name}.png", labels)
     write_image(out / "parsing" / f"{name}_color.png", colorize(labels))
 
 
-def crop_identity(image: np.ndarray, detector, size: int):
-    """A face crop of a photo at the sample's framing, with its landmarks in crop pixels."""
-    landmarks = detector.detect(image)
+def write_still(out: Path, name: str, photo: np.ndarray, points: np.ndarray, crop, size: int) -> None:
+    """A photo cropped at the sample's framing, with its annotations."""
+    write_image(out / f"{name}.png", warp(photo, points, points, crop, size))
+    write_annotations(out, name, to_crop(points[:68], crop, size), size)
+
+
+def control_points(photo: np.ndarray, detector) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """The 68 landmarks followed by the anchor ring, and the crop around them."""
+    landmarks = detector.detect(photo)
     crop = face_crop(landmarks)
-    ring = anchor_ring(landmarks, crop)
-    points = np.concatenate([landmarks, ring])
-    return warp(image, points, points, crop, size), to_crop(landmarks, crop, size)
+    return np.concatenate([landmarks, anchor_ring(landmarks, crop)]).astype(np.float64), crop
 
 
 def make_sample(out: Path, size: int = 256, motion: Motion = Motion()) -> dict:
@@ -142,37 +148,23 @@ def make_sample(out: Path, size: int = 256, motion: Motion = Motion()) -> dict:
     from common.landmarks import LandmarkDetector
     from common.video import VideoWriter
 
-    out.mkdir(parents=True, exist_ok=True)
-    detector = LandmarkDetector(backend="dlib")
-    photo = data.astronaut()
-    landmarks = detector.detect(photo)
-    crop = face_crop(landmarks)
-    px = crop[2] / size
-    controls = [i for i in range(68) if i not in INNER_LIPS]
-    src = np.concatenate([landmarks, anchor_ring(landmarks, crop)]).astype(np.float64)
-    centre = landmarks.mean(0)
-
     (out / "landmarks" / "driving").mkdir(parents=True, exist_ok=True)
-    write_image(out / "source.png", warp(photo, src, src, crop, size))
-    np.save(out / "landmarks" / "source.npy", to_crop(landmarks, crop, size))
-    write_labels(out, "source", to_crop(landmarks, crop, size), size)
+    detector = LandmarkDetector(backend="dlib")
+    hopper = read_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    write_still(out, "source_2", hopper, *control_points(hopper, detector), size)
 
-    hopper, hopper_lm = crop_identity(read_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)),
-                                      detector, size)
-    write_image(out / "source_2.png", hopper)
-    np.save(out / "landmarks" / "source_2.npy", hopper_lm)
-    write_labels(out, "source_2", hopper_lm, size)
-
+    photo = data.astronaut()
+    src, crop = control_points(photo, detector)
+    write_still(out, "source", photo, src, crop, size)
+    keep = [i for i in range(len(src)) if i not in INNER_LIPS]
+    centre, px = src[:68].mean(0), crop[2] / size
     with VideoWriter(out / "driving.mp4", fps=motion.fps) as video:
         for t in progress(range(motion.frames), desc="driving frames"):
             dst = animate(src, t, motion, centre, px)
-            keep = controls + list(range(68, len(src)))
             frame = warp(photo, src[keep], dst[keep], crop, size)
-            frame_lm = to_crop(dst[:68], crop, size)
             video.write(frame)
             write_image(out / "driving" / f"{t:05d}.png", frame)
-            np.save(out / "landmarks" / "driving" / f"{t:05d}.npy", frame_lm)
-            write_labels(out, f"driving/{t:05d}", frame_lm, size)
+            write_annotations(out, f"driving/{t:05d}", to_crop(dst[:68], crop, size), size)
 
     meta = {
         "size": size,
