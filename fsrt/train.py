@@ -1,0 +1,218 @@
+"""Train FSRT: `python -m fsrt.train runs/vox256.yaml` or `torchrun --nproc_per_node N -m fsrt.train ...`.
+
+Phases, losses, LR schedule and checkpoint cadence follow the original (fact sheet §8). Resume is
+exact: model, optimisers, step, best metric and RNG are in `model.pt`, the LR is a function of the
+step and the data stream a function of (seed, step, rank).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from common.checkpoint import load_strict
+from common.errors import InputError, cli_main
+from common.progress import get_logger, progress
+from fsrt.checkpoint import DEFAULT_KP_DETECTOR, load_fsrt, load_kp_detector, save_fsrt
+from fsrt.config import load_config, resolve_config
+from fsrt.data import StepSampler, get_dataset
+from fsrt.model import FSRT, KPDetector, MultiScaleDiscriminator
+from fsrt.trainer import FSRTTrainer
+
+PEAK_LR, DECAY_RATE = 1e-4, 0.16
+log = get_logger("fsrt.train")
+
+
+def learning_rate(it: int, warmup: int, decay_it: int) -> float:
+    """Linear warm-up to 1e-4, then exponential decay by 0.16 per `decay_it` steps."""
+    if it < warmup:
+        return PEAK_LR * it / warmup
+    return PEAK_LR * DECAY_RATE ** ((it - warmup) / decay_it)
+
+
+def _loader(dataset, batch_size: int, start: int, rank: int, world: int, workers: int):
+    sampler = StepSampler(len(dataset), batch_size, start, rank, world)
+    return iter(torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler,
+                                            num_workers=workers, persistent_workers=workers > 0))
+
+
+def _wrap(module, world: int):
+    return DistributedDataParallel(module) if world > 1 else module
+
+
+def train(config, out_dir, kp_detector: KPDetector | None = None, kp_checkpoint=DEFAULT_KP_DETECTOR,
+          vgg=None, max_it: int | None = None, frame_size: int = 256, seed: int = 0,
+          show_progress: bool | None = None) -> list[dict]:
+    """Run (or resume) training into `out_dir`; returns the logged rows of this process's steps."""
+    cfg = load_config(config)
+    tcfg = cfg["training"]
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    out_dir = Path(out_dir)
+    max_it = tcfg["max_it"] if max_it is None else max_it
+    if tcfg["model_selection_mode"] not in ("maximize", "minimize"):
+        raise InputError("training.model_selection_mode must be maximize or minimize")
+    sign = 1 if tcfg["model_selection_mode"] == "maximize" else -1
+    batch_size = max(1, tcfg["batch_size"] // world)
+
+    torch.manual_seed(seed)  # identical initial weights on every process
+    detector = kp_detector.eval() if kp_detector is not None else load_kp_detector(kp_checkpoint)
+    model = FSRT(**cfg["model"])
+    disc = None
+    if cfg["discriminator"]["use_disc"]:
+        disc = MultiScaleDiscriminator(cfg["discriminator"]["scales"], **cfg["discriminator"]["disc_kwargs"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate(0, tcfg["lr_warmup"], tcfg["decay_it"]))
+    optimizer_disc = torch.optim.Adam(disc.parameters(), lr=0.0) if disc is not None else None  # LR set from phase 3
+    perceptual = None
+    if vgg is not None and sum(tcfg["perceptual_loss_weight"]) > 0:
+        from common.vgg.torch_vgg import PerceptualLoss
+        perceptual = PerceptualLoss(vgg, layer_weights=tcfg["perceptual_loss_weight"])
+    trainer = FSRTTrainer(cfg, _wrap(model.encoder, world), _wrap(model.decoder, world),
+                          _wrap(model.expression_encoder, world), detector,
+                          _wrap(disc, world) if disc is not None else None, perceptual, seed=seed + rank)
+
+    state = {"epoch_it": 0, "it": -1, "t": 0.0, "loss_val_best": -sign * float("inf"), "run_id": None}
+    resume = out_dir / f"model_{max_it}.pt"
+    resume = resume if resume.is_file() else out_dir / "model.pt"
+    if resume.is_file():
+        extra = load_fsrt(model, resume)
+        optimizer.load_state_dict(extra["optimizer"])
+        if disc is not None:
+            load_strict(disc, extra["discriminator"], source=resume)
+            optimizer_disc.load_state_dict(extra["optimizer_disc"])
+        trainer.generator.set_state(extra["rng_state"][rank % len(extra["rng_state"])])
+        state.update({k: extra[k] for k in state if k in extra})
+        log.info(f"resumed from {resume} at step {state['it'] + 1}")
+
+    phase1_end = tcfg["iters_in_phase1"]
+    it = state["it"] + 1
+    phase1 = it < phase1_end
+    data_kwargs = {"frame_size": frame_size, "seed": seed}
+    train_set = get_dataset("train", cfg["data"], phase1=phase1, **data_kwargs)
+    val_set = get_dataset("val", cfg["data"], phase1=False, **data_kwargs)
+    batches = _loader(train_set, batch_size, it, rank, world, tcfg["num_workers"])
+    writer = _writers(out_dir) if rank == 0 else None
+    rows, t0 = [], time.perf_counter() - state["t"]
+
+    def save(name: str, best: float):
+        states = torch.stack([trainer.generator.get_state()])
+        if world > 1:  # every process's coin-flip generator, so each resumes its own stream
+            gathered = [torch.empty_like(states) for _ in range(world)]
+            dist.all_gather(gathered, states)
+            states = torch.cat(gathered)
+        if rank == 0:
+            entries = {"optimizer": optimizer}
+            if disc is not None:
+                entries.update(discriminator=disc, optimizer_disc=optimizer_disc)
+            save_fsrt(out_dir / name, model, epoch_it=0, it=it - 1, t=time.perf_counter() - t0,
+                      loss_val_best=best, run_id=None, rng_state=states, **entries)
+
+    bar = progress(range(it, max_it), desc="fsrt.train", total=max_it, initial=it,
+                   disable=None if show_progress is None else not show_progress)
+    best = state["loss_val_best"]
+    for it in bar:
+        if (it < phase1_end) != phase1:  # phase 2 needs full-image targets: rebuild the loader
+            phase1 = it < phase1_end
+            train_set = get_dataset("train", cfg["data"], phase1=phase1, **data_kwargs)
+            batches = _loader(train_set, batch_size, it, rank, world, tcfg["num_workers"])
+        if tcfg["checkpoint_every"] > 0 and it % tcfg["checkpoint_every"] == 0 and it > 0:
+            save("model.pt", best)
+        if tcfg["backup_every"] > 0 and it % tcfg["backup_every"] == 0:
+            save(f"model_{it}.pt", best)
+        if tcfg["validate_every"] > 0 and it > 0 and it % tcfg["validate_every"] == 0:
+            metrics = validate(trainer, val_set, rank, world, seed)
+            if writer:
+                writer.scalars("val", it, metrics)
+            if sign * (metrics[tcfg["model_selection_metric"]] - best) > 0:
+                best = metrics[tcfg["model_selection_metric"]]
+                save("model_best.pt", best)
+        lr = learning_rate(it, tcfg["lr_warmup"], tcfg["decay_it"])
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        if optimizer_disc is not None and it >= trainer.phase3_start:
+            for group in optimizer_disc.param_groups:
+                group["lr"] = lr
+        values = trainer.train_step(next(batches), it, optimizer, optimizer_disc)
+        row = {"it": it, "lr": lr, **values}
+        rows.append(row)
+        if writer and it % tcfg["print_every"] == 0:
+            writer.scalars("train", it, row)
+            bar.set_postfix(loss=f"{values['loss']:.4f}")
+    it = max_it
+    save("model.pt", best)
+    if writer:
+        writer.close()
+    return rows
+
+
+def validate(trainer: FSRTTrainer, dataset, rank: int, world: int, seed: int) -> dict[str, float]:
+    """Mean of the per-sample metrics over the whole val set (each process takes every world-th video)."""
+    generator = torch.Generator().manual_seed(seed)  # fixed draws: validation does not touch the training RNG
+    sums: dict[str, torch.Tensor] = {}
+    for index in range(rank, len(dataset), world):
+        batch = torch.utils.data.default_collate([dataset[index]])
+        for key, value in trainer.eval_step(batch, generator).items():
+            sums[key] = sums.get(key, 0) + value.sum().double()
+    keys = sorted(sums)
+    totals = torch.stack([sums[k] for k in keys] + [torch.tensor(float(len(range(rank, len(dataset), world))),
+                                                                  dtype=torch.float64)])
+    if world > 1:
+        dist.all_reduce(totals)
+    return {k: (totals[i] / totals[-1]).item() for i, k in enumerate(keys)}
+
+
+class _writers:
+    """`log.csv` (appended on resume) plus TensorBoard event files in the run directory."""
+
+    def __init__(self, out_dir: Path):
+        from torch.utils.tensorboard import SummaryWriter
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.csv_path = out_dir / "log.csv"
+        self.tb = SummaryWriter(str(out_dir / "tensorboard"))
+
+    def scalars(self, split: str, it: int, values: dict):
+        new = not self.csv_path.exists()
+        with self.csv_path.open("a", newline="") as handle:
+            writer = csv.writer(handle)
+            if new:
+                writer.writerow(["split", "it", "name", "value"])
+            for name, value in values.items():
+                if name != "it":
+                    writer.writerow([split, it, name, value])
+                    self.tb.add_scalar(f"{split}/{name}", value, it)
+
+    def close(self):
+        self.tb.close()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", help="config file or bundled name (runs/vox256.yaml)")
+    parser.add_argument("--out", help="run directory (default: output/fsrt/<config name>)")
+    parser.add_argument("--exit-after", type=int, dest="exit_after", help="stop at this step (overrides max_it)")
+    parser.add_argument("--kp_checkpoint", default=str(DEFAULT_KP_DETECTOR), help="kp_detector.pt")
+    parser.add_argument("--vgg", help="VGG19 weights for the perceptual loss (python -m tools.convert_vgg)")
+    parser.add_argument("--frame-size", type=int, default=256, dest="frame_size")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    out = Path(args.out or Path("output/fsrt") / resolve_config(args.config).stem)
+    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        print(f"run directory: {out}", flush=True)
+    try:
+        train(args.config, out, kp_checkpoint=args.kp_checkpoint, vgg=args.vgg, max_it=args.exit_after,
+              frame_size=args.frame_size, seed=args.seed)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli_main(main)())

@@ -1,0 +1,135 @@
+"""One FSRT training/validation step: keypoints and expressions, rendering and all losses (fact sheet §8)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from common.errors import InputError
+
+
+def statistical_regularization(e_src_augm, e_drv, e_src_augm2, e_drv_crop, cfg) -> dict[str, torch.Tensor]:
+    """The original's VICReg-like terms on expression vectors [B, S, E] / [B, E].
+
+    As coded there: the 'variance' is the std across the features of each vector, and the
+    'covariance' sums the squared covariance matrix including its diagonal.
+    """
+    dim = e_drv.shape[-1]
+    first = torch.cat([e_src_augm, e_drv[:, None]], 1).reshape(-1, dim)
+    second = torch.cat([e_src_augm2, e_drv_crop[:, None]], 1).reshape(-1, dim)
+    variance = sum(F.relu(1 - torch.sqrt(e.var(dim=-1) + 1e-4)).sum() / e.shape[0] for e in (first, second))
+    covariance = sum((torch.cov(e.T) ** 2).sum() / dim for e in (first, second))
+    invariance = 0.5 * (((e_src_augm - e_src_augm2) ** 2).mean() + ((e_drv - e_drv_crop) ** 2).mean())
+    return {"invariance": invariance, "variance": variance, "covariance": covariance,
+            "reg_loss": cfg["invariance_loss_weight"] * invariance + cfg["variance_loss_weight"] * variance
+            + cfg["covariance_loss_weight"] * covariance}
+
+
+class FSRTTrainer:
+    """Holds the (possibly DDP-wrapped) parts; every network is called once per pass so DDP's
+    gradient hooks see each parameter once per backward."""
+
+    def __init__(self, cfg: dict, encoder, decoder, expression_encoder, kp_detector, discriminator=None,
+                 perceptual=None, seed: int = 0):
+        self.cfg, self.train_cfg = cfg, cfg["training"]
+        self.encoder, self.decoder, self.expression_encoder = encoder, decoder, expression_encoder
+        self.kp_detector, self.discriminator, self.perceptual = kp_detector, discriminator, perceptual
+        self.phase2_start = self.train_cfg["iters_in_phase1"]
+        self.phase3_start = self.phase2_start + self.train_cfg["iters_in_phase2"]
+        self.use_disc = cfg["discriminator"]["use_disc"] and discriminator is not None
+        self.generator = torch.Generator().manual_seed(seed)  # the per-step coin flips, checkpointed
+
+    def _kp_expression(self, images: torch.Tensor):
+        """Frames [N, 3, H, W] -> keypoints [N, K, 2] and expressions [N, E] in one encoder call."""
+        keypoints, maps = self.kp_detector(images)
+        heatmap = maps["heatmap"].flatten(1, 2)
+        return keypoints, self.expression_encoder(maps["feature_map"], heatmap)
+
+    def compute_loss(self, data: dict, it: int, generator: torch.Generator):
+        src_augm, src_augm2 = data["input_images_augm"], data["input_images_augm2"]
+        batch, nsrc, _, height, width = src_augm.shape
+        driving = data["target_image_augm2"] if torch.rand(1, generator=generator) < 0.5 else data["target_image_augm"]
+        frames = torch.cat([src_augm2, driving[:, None], src_augm, data["target_image_augm3_crop"][:, None]], 1)
+        keypoints, expressions = self._kp_expression(frames.flatten(0, 1))
+        keypoints = keypoints.view(batch, 2 * (nsrc + 1), *keypoints.shape[1:])
+        expressions = expressions.view(batch, 2 * (nsrc + 1), -1)
+        kp_src, kp_drv = keypoints[:, :nsrc], keypoints[:, nsrc]
+        e_src_augm2, e_drv = expressions[:, :nsrc], expressions[:, nsrc]
+        e_src_augm, e_drv_crop = expressions[:, nsrc + 1:-1], expressions[:, -1]
+        if self.cfg["data"]["simulate_out_of_frame_motion"]:
+            # Keypoints of the uncropped frames, mapped into the crop's coordinates.
+            uncropped = torch.cat([data["input_images_augm2_uncropped"], data["target_image_augm2_uncropped"][:, None]], 1)
+            kps, _ = self.kp_detector(uncropped.flatten(0, 1))
+            kps = kps.view(batch, nsrc + 1, *kps.shape[1:])
+            kps = (kps + data["kp_shift"][:, None, None]) * data["kp_scale"][:, None, None]
+            kp_src, kp_drv = kps[:, :nsrc], kps[:, nsrc]
+
+        terms = statistical_regularization(e_src_augm, e_drv, e_src_augm2, e_drv_crop, self.train_cfg)
+        own = (torch.rand(batch, generator=generator) < 0.25)[:, None]  # 25 %: uncropped driving expression
+        expression = torch.where(own, e_drv, e_drv_crop)
+        z = self.encoder(src_augm, kp_src, data["input_pos"], e_src_augm2)
+        pred = self.decoder(z, data["target_pos"], kp_drv, expression)
+        if data["remaining_idxs"].shape[1] > 0:
+            with torch.no_grad():
+                rest = self.decoder(z.detach(), data["remaining_pos"], kp_drv, expression)
+            order = torch.cat([data["sampled_idxs"], data["remaining_idxs"]], 1)
+            both = torch.cat([pred, rest], 1)
+            pred = torch.zeros_like(both).scatter(1, order[..., None].expand(-1, -1, 3), both)
+        target = data["target_pixels_augm"]
+        mse = ((pred - target) ** 2).mean((1, 2))
+        terms["mse"] = mse.detach()
+        loss = self.train_cfg["mse_loss_weight"] * mse.mean()
+        disc_inputs = None
+        if it >= self.phase2_start:
+            pred_image = pred.view(batch, height, width, 3).permute(0, 3, 1, 2)
+            target_image = target.view(batch, height, width, 3).permute(0, 3, 1, 2)
+            if sum(self.train_cfg["perceptual_loss_weight"]) > 0:
+                if self.perceptual is None:
+                    raise InputError("the perceptual loss needs VGG19 weights: pass --vgg PATH")
+                terms["perceptual"] = self.perceptual(pred_image, target_image)
+                loss = loss + terms["perceptual"]
+            if it >= self.phase3_start and self.use_disc:
+                disc_inputs = (pred_image, target_image, kp_drv.detach())
+                if it >= self.phase3_start + self.train_cfg["disc_warmup_iters"]:
+                    loss = loss + self._generator_gan(pred_image, target_image, kp_drv.detach(), terms)
+        if self.train_cfg["statistical_regularization"]:
+            loss = loss + terms["reg_loss"]
+        return loss, terms, disc_inputs
+
+    def _discriminate(self, fake, real, kp, detach: bool):
+        """One discriminator call on [fake; real] (InstanceNorm is per sample, so batching is exact)."""
+        both = torch.cat([fake.detach() if detach else fake, real])
+        out = self.discriminator({"prediction_1": both}, kp=torch.cat([kp, kp]))
+        half = fake.shape[0]
+        return ([f[:half] for f in out["feature_maps_1"]], [f[half:] for f in out["feature_maps_1"]],
+                out["prediction_map_1"][:half], out["prediction_map_1"][half:])
+
+    def _generator_gan(self, fake, real, kp, terms) -> torch.Tensor:
+        feats_fake, feats_real, map_fake, _ = self._discriminate(fake, real, kp, detach=False)
+        terms["gen_gan"] = self.train_cfg["generator_gan_loss_weight"] * ((1 - map_fake) ** 2).mean()
+        terms["feature_matching"] = sum(w * (a - b).abs().mean() for w, a, b in zip(
+            self.train_cfg["generator_gan_feature_matching"], feats_real, feats_fake) if w != 0)
+        return terms["gen_gan"] + terms["feature_matching"]
+
+    def train_step(self, data: dict, it: int, optimizer, optimizer_disc=None) -> dict[str, float]:
+        for module in (self.encoder, self.decoder, self.expression_encoder):
+            module.train()
+        optimizer.zero_grad()
+        loss, terms, disc_inputs = self.compute_loss(data, it, self.generator)
+        loss.backward()
+        optimizer.step()
+        if disc_inputs is not None:
+            optimizer_disc.zero_grad()  # also drops what the generator loss left in D
+            _, _, map_fake, map_real = self._discriminate(*disc_inputs[:2], disc_inputs[2], detach=True)
+            terms["disc_gan"] = self.train_cfg["discriminator_gan_loss_weight"] * (
+                (1 - map_real) ** 2 + map_fake ** 2).mean()
+            terms["disc_gan"].backward()
+            optimizer_disc.step()
+        return {"loss": loss.item(), **{k: float(v.detach().mean()) for k, v in terms.items()}}
+
+    @torch.no_grad()
+    def eval_step(self, data: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Per-sample metrics at the phase-2 setting (no GAN): psnr, mse and the loss terms."""
+        for module in (self.encoder, self.decoder, self.expression_encoder):
+            module.eval()
+        _, terms, _ = self.compute_loss(data, self.phase2_start, generator)
+        return {"psnr": -10 * torch.log10(terms["mse"]), **{k: v.reshape(-1) for k, v in terms.items()}}
