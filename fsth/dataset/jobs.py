@@ -1,0 +1,58 @@
+"""Runs a preprocessing step over many videos: a process pool, a progress bar, and the failures
+(unreadable inputs) collected and listed at the end instead of stopping the run."""
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from common.errors import InputError
+from common.progress import get_logger, progress
+
+log = get_logger('fsth.dataset')
+
+
+def list_videos(root: Path) -> list[str]:
+    """`<person>/<video>` names of the folders two levels below `root`, sorted."""
+    if not root.is_dir():
+        raise InputError(f"{root}: folder not found")
+    videos = sorted(f'{p.name}/{v.name}' for p in root.iterdir() if p.is_dir() for v in p.iterdir() if v.is_dir())
+    if not videos:
+        raise InputError(f"{root}: no <person>/<video> folders")
+    return videos
+
+
+def _guarded(job: tuple[Callable, object]) -> tuple[object, list[str]]:
+    """Run one item; its InputError (a bad input) is returned as a failure, not raised."""
+    work, item = job
+    try:
+        return work(item)
+    except InputError as exc:
+        return None, [str(exc)]
+
+
+def run_jobs(work: Callable, items: Sequence, workers: int, desc: str,
+             initializer: Callable | None = None, initargs: tuple = ()) -> tuple[list, list[str]]:
+    """work(item) -> (result, [failure messages]) for every item, in `workers` processes (1: in
+    this process). Returns the results in item order and all failures; logs the failures."""
+    if workers < 1:
+        raise InputError(f"--workers must be >= 1, got {workers}")
+    jobs = [(work, item) for item in items]
+    if workers == 1:
+        if initializer is not None:
+            initializer(*initargs)
+        outcomes = list(progress(map(_guarded, jobs), desc=desc, total=len(jobs)))
+    else:
+        # spawn: fork would copy torch's threads and any detector state of the parent
+        with multiprocessing.get_context('spawn').Pool(workers, initializer, initargs) as pool:
+            outcomes = list(progress(pool.imap(_guarded, jobs), desc=desc, total=len(jobs)))
+    results = [result for result, _ in outcomes]
+    failures = [message for _, messages in outcomes for message in messages]
+    report_failures(failures)
+    return results, failures
+
+
+def report_failures(failures: Iterable[str]) -> None:
+    failures = list(failures)
+    if failures:
+        log.warning('%d skipped:\n  %s', len(failures), '\n  '.join(failures))
