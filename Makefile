@@ -35,6 +35,7 @@ test-tf: install
 demo: install
 	$(PY) -m tools.make_sample_data --out $(DEMO_DIR)/sample
 	$(PY) -m tools.demo_preview --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/preview
+	$(PY) -m fsth.demo --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/fsth
 
 bench: install
 	$(PY) -m tools.bench_common
