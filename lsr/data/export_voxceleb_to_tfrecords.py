@@ -22,7 +22,7 @@ from absl import flags
 
 from common.errors import InputError, cli_main
 from common.progress import get_logger, progress
-from lsr.data.frames import list_frames, read_label_map, read_rgb, subject_ids
+from lsr.data.frames import FRAME_SIZE, list_frames, read_label_map, read_rgb, subject_ids
 
 # The exporter's own flag set: its --video_pattern would clash with lsr.options' one.
 FLAGS = flags.FlagValues()
@@ -58,8 +58,11 @@ def _serialize(array) -> bytes:
     return tf.io.serialize_tensor(array).numpy()
 
 
-def build_example(part_dir, num_frames) -> bytes:
-    """The serialised tf.train.Example of one folder's first `num_frames` frames."""
+def build_example(part_dir, num_frames, frame_size=FRAME_SIZE) -> bytes:
+    """The serialised tf.train.Example of one folder's first `num_frames` frames.
+
+    Frames are checked against `frame_size` (LSR's 224 x 224 unless asked otherwise).
+    """
     rgbs, contours, segmaps = (files[:num_frames]
                                for files in list_frames(part_dir, globs=EXPORT_GLOBS))
     person_id, video_id, video_part_id = subject_ids(part_dir)
@@ -67,9 +70,9 @@ def build_example(part_dir, num_frames) -> bytes:
     # literal 'segmap' for NNNNN_segmap_merged.png; kept so the records match its files.
     frame_ids = [os.path.basename(path).split('_')[-2] for path in segmaps]
     features = {
-        'rgbs': _serialize(np.concatenate([read_rgb(p) for p in rgbs], axis=1)),
-        'contours': _serialize(np.concatenate([read_rgb(p) for p in contours], axis=1)),
-        'segmaps': _serialize(np.concatenate([read_label_map(p) for p in segmaps], axis=1)),
+        'rgbs': _serialize(np.concatenate([read_rgb(p, frame_size) for p in rgbs], axis=1)),
+        'contours': _serialize(np.concatenate([read_rgb(p, frame_size) for p in contours], axis=1)),
+        'segmaps': _serialize(np.concatenate([read_label_map(p, frame_size) for p in segmaps], axis=1)),
         'person_id': person_id.encode(),
         'video_id': video_id.encode(),
         'video_part_id': video_part_id.encode(),
@@ -96,7 +99,7 @@ def exportable_folders(pattern, num_frames) -> list[str]:
 
 
 def export_voxceleb_to_tfrecords(raw_data_source, output_parent_dir, subset, num_shards,
-                                 num_frames_per_video=10) -> list[str]:
+                                 num_frames_per_video=10, frame_size=FRAME_SIZE) -> list[str]:
     """Write every shard (example i to shard i mod num_shards); returns the shard paths."""
     if num_shards < 1:
         raise InputError(f'--num_shards={num_shards} must be positive')
@@ -109,7 +112,7 @@ def export_voxceleb_to_tfrecords(raw_data_source, output_parent_dir, subset, num
         tmp = f'{path}.tmp'
         with tf.io.TFRecordWriter(tmp) as writer:
             for folder in folders[index::num_shards]:
-                writer.write(build_example(folder, num_frames_per_video))
+                writer.write(build_example(folder, num_frames_per_video, frame_size))
         os.replace(tmp, path)
         paths.append(path)
     log.info('wrote %d examples to %d shards in %s', len(folders), num_shards, output_parent_dir)
