@@ -75,18 +75,22 @@ def variables_to_train(model, finetuning: bool) -> dict:
 
 
 def make_train_step(model, model_losses, strategy, global_batch_size, plan, latents=None):
-    """A tf.function running one distributed G+D step (one forward pass, one persistent tape,
-    gradients clipped element-wise); returns (summed losses, replica-0 outputs)."""
+    """A tf.function running one distributed step (one forward pass, one persistent tape,
+    gradients clipped element-wise); returns (summed losses, replica-0 outputs).
+
+    `step(batch, train_g=True, train_d=True)`: the flags pick which optimisers step, as the
+    original's `train_g_step` / `train_d_step` (Python booleans: one graph per combination).
+    """
     optimizers = model.get_optimizers()
     clip = model.config.grad_clip_abs_val
 
-    def replica_step(batch):
+    def replica_step(batch, train_g, train_d):
         with tf.GradientTape(persistent=True) as tape:
             outputs = forward(model, batch, training=True, latents=latents)
             loss = model_losses.compute_losses(model, outputs, batch, training=True,
                                                global_batch_size=global_batch_size)
         for name, (key, variables) in plan.items():
-            if not variables:
+            if not variables or not (train_d if name == 'd_optimizer' else train_g):
                 continue
             grads = tape.gradient(loss[key], variables)
             pairs = [(tf.clip_by_value(g, -clip, clip) if clip > 0 else g, v)
@@ -96,8 +100,8 @@ def make_train_step(model, model_losses, strategy, global_batch_size, plan, late
         return loss, public_outputs(outputs)
 
     @tf.function
-    def step(batch):
-        loss, outputs = strategy.run(replica_step, args=(batch,))
+    def step(batch, train_g=True, train_d=True):
+        loss, outputs = strategy.run(replica_step, args=(batch, train_g, train_d))
         summed = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
                   for k, v in loss.items()}
         return summed, {k: strategy.experimental_local_results(v)[0]

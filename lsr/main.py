@@ -88,6 +88,18 @@ def _warm_start(counters, model, directory):
     print(f"*** Warm-started {', '.join(sorted(networks))} and the counters from {prefix}")
 
 
+def _train_iteration(step_fn, batch, batch_idx, first_step, config):
+    """One iteration as the original schedules it: G steps on every `--disc_steps_per_g`-th
+    batch; with `--alternate_G_D_training` the G and D updates are separate passes (the first
+    iteration always runs both together)."""
+    train_g = first_step or batch_idx % config.disc_steps_per_g == 0
+    if not config.alternate_G_D_training or first_step:
+        return step_fn(batch, train_g, True)
+    if train_g:
+        step_fn(batch, True, False)
+    return step_fn(batch, False, True)
+
+
 def train(config, strategy):
     """Train until --total_k_examples (or --max_train_steps), resuming from --train_dir."""
     train_dir = config.train_dir
@@ -153,7 +165,7 @@ def train(config, strategy):
         for batch_idx, batch in enumerate(dist_dataset):
             batches += 1
             step = int(global_step.numpy())
-            losses, outputs = step_fn(batch)
+            losses, outputs = _train_iteration(step_fn, batch, batch_idx, first_step, config)
             if first_step:
                 _print_networks(model)
                 first_step = False

@@ -127,6 +127,18 @@ def test_resume_continues_counters_and_optimizer_state(trained):
     assert not np.array_equal(reader.get_tensor(slot), previous.get_tensor(slot))
 
 
+@pytest.mark.parametrize('alternate', ['false', 'true'])
+def test_disc_steps_per_g_skips_generator_updates(data, tmp_path, alternate):
+    """G steps on batches 0 and 2 of 4 (disc_steps_per_g=2), D on all of them, as the original."""
+    root, _, _ = data
+    lsr_main.main(_args(train_dir=tmp_path, dataset_parent_dir=root, max_train_steps=4,
+                        disc_steps_per_g=2, alternate_G_D_training=alternate, batch_size=1,
+                        save_checkpoint_every_n_steps=100))
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path)))
+    value = lambda key: reader.get_tensor(f'{key}/.ATTRIBUTES/VARIABLE_VALUE')  # noqa: E731
+    assert (value('global_step'), value('g_optimizer/iter'), value('d_optimizer/iter')) == (4, 2, 4)
+
+
 def test_layout_pretraining_lowers_the_segmentation_loss(data, tmp_path, capsys):
     root, _, _ = data
     lsr_main.main(_args(train_dir=tmp_path / 'pre', dataset_parent_dir=root,
