@@ -363,9 +363,13 @@ def infer_single_example(config):
 @cli_main
 def main(argv=None):
     """Parse the flags (absl) and run --run_mode; bad input exits with a one-line error."""
+    argv = sys.argv if argv is None else argv
+    if any(arg in ('-h', '--help', '--helpfull') for arg in argv[1:]):
+        print(FLAGS.get_help())
+        return 0
     FLAGS.unparse_flags()
     try:
-        FLAGS(sys.argv if argv is None else argv)
+        FLAGS(argv)
     except flags.Error as exc:
         raise InputError(str(exc)) from None
     print(f'TF.__version__ = {tf.__version__}')

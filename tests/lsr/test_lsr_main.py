@@ -237,3 +237,9 @@ def test_cli_reports_a_missing_checkpoint_in_one_line(data, tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith('error: ')]
     assert errors == [f'error: {tmp_path}: no TensorFlow checkpoint found (expected ckpt-N.index '
                       'and ckpt-N.data-* files, e.g. the released _trained_models/meta_learning)']
+
+
+def test_help_lists_the_flags(capsys):
+    assert lsr_main.main(['lsr.main', '--help']) == 0
+    out = capsys.readouterr().out
+    assert '--run_mode' in out and '--source_subject_dir' in out
