@@ -24,6 +24,7 @@ from fsrt.config import load_config, resolve_config
 from fsrt.data import StepSampler, get_dataset
 from fsrt.model import FSRT, KPDetector, MultiScaleDiscriminator
 from fsrt.trainer import FSRTTrainer
+from fsrt.visualize import NUM_VISUALIZED, fixed_batch, render_columns, save_grid
 
 PEAK_LR, DECAY_RATE = 1e-4, 0.16
 log = get_logger("fsrt.train")
@@ -36,21 +37,47 @@ def learning_rate(it: int, warmup: int, decay_it: int) -> float:
     return PEAK_LR * DECAY_RATE ** ((it - warmup) / decay_it)
 
 
-def _loader(dataset, batch_size: int, start: int, rank: int, world: int, workers: int):
+def resolve_device(name: torch.device | str | None = None) -> torch.device:
+    """cpu, cuda or cuda:N. No name, or a bare cuda, means this process's GPU (`LOCAL_RANK` under
+    torchrun); no name and no GPU means the CPU."""
+    if name is None and not torch.cuda.is_available():
+        return torch.device("cpu")
+    device = torch.device(name or "cuda")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return device
+
+
+def _loader(dataset, batch_size: int, start: int, rank: int, world: int, workers: int, device: torch.device):
     sampler = StepSampler(len(dataset), batch_size, start, rank, world)
-    return iter(torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler,
-                                            num_workers=workers, persistent_workers=workers > 0))
+    return iter(torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                                            persistent_workers=workers > 0, pin_memory=device.type == "cuda"))
 
 
-def _wrap(module, world: int):
-    return DistributedDataParallel(module) if world > 1 else module
+def _wrap(module, world: int, device: torch.device):
+    if world == 1:
+        return module
+    return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def describe(model: FSRT) -> str:
+    """The original's `--print-model` listing: the modules, then name / shape / size of every parameter."""
+    lines = [str(model)]
+    lines += [f"{name:80}{str(list(p.shape)):20}{p.numel():10d}" for name, p in model.named_parameters()]
+    return "\n".join(lines)
 
 
 def train(config, out_dir, kp_detector: KPDetector | None = None, kp_checkpoint=DEFAULT_KP_DETECTOR,
           vgg=None, max_it: int | None = None, frame_size: int = 256, seed: int = 0,
-          show_progress: bool | None = None) -> list[dict]:
-    """Run (or resume) training into `out_dir`; returns the logged rows of this process's steps."""
+          show_progress: bool | None = None, device: torch.device | str | None = None,
+          evaluate_now: bool = False, visualize_now: bool = False) -> list[dict]:
+    """Run (or resume) training into `out_dir`; returns the logged rows of this process's steps.
+
+    `device` goes through `resolve_device`; `evaluate_now` / `visualize_now` validate or write
+    the visualisations before the first step as well (the original's --evalnow / --visnow).
+    """
     cfg = load_config(config)
+    device = resolve_device(device)
     tcfg = cfg["training"]
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     out_dir = Path(out_dir)
@@ -61,20 +88,26 @@ def train(config, out_dir, kp_detector: KPDetector | None = None, kp_checkpoint=
     batch_size = max(1, tcfg["batch_size"] // world)
 
     torch.manual_seed(seed)  # identical initial weights on every process
-    detector = kp_detector.eval() if kp_detector is not None else load_kp_detector(kp_checkpoint)
-    model = FSRT(**cfg["model"])
+    detector = kp_detector if kp_detector is not None else load_kp_detector(kp_checkpoint)
+    detector = detector.to(device).eval()
+    model = FSRT(**cfg["model"]).to(device)
     disc = None
     if cfg["discriminator"]["use_disc"]:
         disc = MultiScaleDiscriminator(cfg["discriminator"]["scales"], **cfg["discriminator"]["disc_kwargs"])
+        disc = disc.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate(0, tcfg["lr_warmup"], tcfg["decay_it"]))
     optimizer_disc = torch.optim.Adam(disc.parameters(), lr=0.0) if disc is not None else None  # LR set from phase 3
     perceptual = None
     if vgg is not None and sum(tcfg["perceptual_loss_weight"]) > 0:
         from common.vgg.torch_vgg import PerceptualLoss
-        perceptual = PerceptualLoss(vgg, layer_weights=tcfg["perceptual_loss_weight"])
-    trainer = FSRTTrainer(cfg, _wrap(model.encoder, world), _wrap(model.decoder, world),
-                          _wrap(model.expression_encoder, world), detector,
-                          _wrap(disc, world) if disc is not None else None, perceptual, seed=seed + rank)
+        perceptual = PerceptualLoss(vgg, layer_weights=tcfg["perceptual_loss_weight"]).to(device)
+    trainer = FSRTTrainer(cfg, *(_wrap(m, world, device) for m in (model.encoder, model.decoder,
+                                                                   model.expression_encoder)),
+                          detector, _wrap(disc, world, device) if disc is not None else None, perceptual,
+                          seed=seed + rank, device=device)
+    if rank == 0:
+        counts = [sum(p.numel() for p in part.parameters()) for part in (model.encoder, model.decoder)]
+        log.info(f"parameters: encoder {counts[0]}, decoder {counts[1]}, total {sum(counts)}; device {device}")
 
     state = {"epoch_it": 0, "it": -1, "t": 0.0, "loss_val_best": -sign * float("inf"), "run_id": None}
     resume = out_dir / f"model_{max_it}.pt"
@@ -95,16 +128,24 @@ def train(config, out_dir, kp_detector: KPDetector | None = None, kp_checkpoint=
     data_kwargs = {"frame_size": frame_size, "seed": seed}
     train_set = get_dataset("train", cfg["data"], phase1=phase1, **data_kwargs)
     val_set = get_dataset("val", cfg["data"], phase1=False, **data_kwargs)
-    batches = _loader(train_set, batch_size, it, rank, world, tcfg["num_workers"])
+    batches = _loader(train_set, batch_size, it, rank, world, tcfg["num_workers"], device)
     writer = _writers(out_dir) if rank == 0 else None
+    visuals = {"train": fixed_batch(train_set), "val": fixed_batch(val_set)} if rank == 0 else {}
+    # pixels per decoder call for the visualisations: the original's training budget per process
+    vis_chunk = max(1, cfg["data"]["num_pixels"] * tcfg["batch_size"] // (NUM_VISUALIZED * world))
+
+    def visualize():
+        for split, batch in visuals.items():
+            save_grid(render_columns(model, detector, batch, device, vis_chunk), out_dir / f"renders-{split}.png")
     rows, t0 = [], time.perf_counter() - state["t"]
 
     def save(name: str, best: float):
         states = torch.stack([trainer.generator.get_state()])
         if world > 1:  # every process's coin-flip generator, so each resumes its own stream
+            states = states.to(device)  # NCCL only moves GPU tensors
             gathered = [torch.empty_like(states) for _ in range(world)]
             dist.all_gather(gathered, states)
-            states = torch.cat(gathered)
+            states = torch.cat(gathered).cpu()
         if rank == 0:
             entries = {"optimizer": optimizer}
             if disc is not None:
@@ -114,17 +155,23 @@ def train(config, out_dir, kp_detector: KPDetector | None = None, kp_checkpoint=
 
     bar = progress(range(it, max_it), desc="fsrt.train", total=max_it, initial=it,
                    disable=None if show_progress is None else not show_progress)
-    best = state["loss_val_best"]
+    best, first = state["loss_val_best"], it
+
+    def due(every: int) -> bool:
+        return every > 0 and it > 0 and it % every == 0
+
     for it in bar:
         if (it < phase1_end) != phase1:  # phase 2 needs full-image targets: rebuild the loader
             phase1 = it < phase1_end
             train_set = get_dataset("train", cfg["data"], phase1=phase1, **data_kwargs)
-            batches = _loader(train_set, batch_size, it, rank, world, tcfg["num_workers"])
+            batches = _loader(train_set, batch_size, it, rank, world, tcfg["num_workers"], device)
         if tcfg["checkpoint_every"] > 0 and it % tcfg["checkpoint_every"] == 0 and it > 0:
             save("model.pt", best)
         if tcfg["backup_every"] > 0 and it % tcfg["backup_every"] == 0:
             save(f"model_{it}.pt", best)
-        if tcfg["validate_every"] > 0 and it > 0 and it % tcfg["validate_every"] == 0:
+        if visuals and ((visualize_now and it == first) or due(tcfg["visualize_every"])):
+            visualize()
+        if (evaluate_now and it == first) or due(tcfg["validate_every"]):
             metrics = validate(trainer, val_set, rank, world, seed)
             if writer:
                 writer.scalars("val", it, metrics)
@@ -154,13 +201,14 @@ def validate(trainer: FSRTTrainer, dataset, rank: int, world: int, seed: int) ->
     """Mean of the per-sample metrics over the whole val set (each process takes every world-th video)."""
     generator = torch.Generator().manual_seed(seed)  # fixed draws: validation does not touch the training RNG
     sums: dict[str, torch.Tensor] = {}
-    for index in range(rank, len(dataset), world):
+    indices = range(rank, len(dataset), world)
+    for index in indices:
         batch = torch.utils.data.default_collate([dataset[index]])
         for key, value in trainer.eval_step(batch, generator).items():
             sums[key] = sums.get(key, 0) + value.sum().double()
     keys = sorted(sums)
-    totals = torch.stack([sums[k] for k in keys] + [torch.tensor(float(len(range(rank, len(dataset), world))),
-                                                                  dtype=torch.float64)])
+    count = torch.tensor(float(len(indices)), dtype=torch.float64, device=trainer.device)
+    totals = torch.stack([sums[k] for k in keys] + [count])
     if world > 1:
         dist.all_reduce(totals)
     return {k: (totals[i] / totals[-1]).item() for i, k in enumerate(keys)}
@@ -199,15 +247,26 @@ def main(argv=None) -> int:
     parser.add_argument("--vgg", help="VGG19 weights for the perceptual loss (python -m tools.convert_vgg)")
     parser.add_argument("--frame-size", type=int, default=256, dest="frame_size")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: this process's GPU, else the CPU)")
+    parser.add_argument("--evalnow", action="store_true", help="also validate before the first step")
+    parser.add_argument("--visnow", action="store_true", help="also write the visualisations before the first step")
+    parser.add_argument("--print-model", action="store_true", dest="print_model",
+                        help="print the model and every parameter's shape and size, then train")
     args = parser.parse_args(argv)
     out = Path(args.out or Path("output/fsrt") / resolve_config(args.config).stem)
+    device = resolve_device(args.device)
     if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if not dist.is_initialized() or dist.get_rank() == 0:
         print(f"run directory: {out}", flush=True)
+    if args.print_model and (not dist.is_initialized() or dist.get_rank() == 0):
+        print(describe(FSRT(**load_config(args.config)["model"])), flush=True)
     try:
         train(args.config, out, kp_checkpoint=args.kp_checkpoint, vgg=args.vgg, max_it=args.exit_after,
-              frame_size=args.frame_size, seed=args.seed)
+              frame_size=args.frame_size, seed=args.seed, device=device, evaluate_now=args.evalnow,
+              visualize_now=args.visnow)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

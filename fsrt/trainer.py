@@ -25,12 +25,15 @@ def statistical_regularization(e_src_augm, e_drv, e_src_augm2, e_drv_crop, cfg) 
 
 
 class FSRTTrainer:
-    """Holds the (possibly DDP-wrapped) parts; every network is called once per pass so DDP's
-    gradient hooks see each parameter once per backward."""
+    """Holds the (possibly DDP-wrapped) parts, all on `device`; every network is called once per
+    pass so DDP's gradient hooks see each parameter once per backward. Batches arrive from the
+    loader on the CPU and are moved here; the coin-flip generator stays on the CPU so the draws do
+    not depend on the device."""
 
     def __init__(self, cfg: dict, encoder, decoder, expression_encoder, kp_detector, discriminator=None,
-                 perceptual=None, seed: int = 0):
+                 perceptual=None, seed: int = 0, device: torch.device | str = "cpu"):
         self.cfg, self.train_cfg = cfg, cfg["training"]
+        self.device = torch.device(device)
         self.encoder, self.decoder, self.expression_encoder = encoder, decoder, expression_encoder
         self.kp_detector, self.discriminator, self.perceptual = kp_detector, discriminator, perceptual
         self.phase2_start = self.train_cfg["iters_in_phase1"]
@@ -44,7 +47,11 @@ class FSRTTrainer:
         heatmap = maps["heatmap"].flatten(1, 2)
         return keypoints, self.expression_encoder(maps["feature_map"], heatmap)
 
+    def _to_device(self, data: dict) -> dict:
+        return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in data.items()}
+
     def compute_loss(self, data: dict, it: int, generator: torch.Generator):
+        data = self._to_device(data)
         src_augm, src_augm2 = data["input_images_augm"], data["input_images_augm2"]
         batch, nsrc, _, height, width = src_augm.shape
         driving = data["target_image_augm2"] if torch.rand(1, generator=generator) < 0.5 else data["target_image_augm"]
@@ -64,8 +71,8 @@ class FSRTTrainer:
             kp_src, kp_drv = kps[:, :nsrc], kps[:, nsrc]
 
         terms = statistical_regularization(e_src_augm, e_drv, e_src_augm2, e_drv_crop, self.train_cfg)
-        own = (torch.rand(batch, generator=generator) < 0.25)[:, None]  # 25 %: uncropped driving expression
-        expression = torch.where(own, e_drv, e_drv_crop)
+        own = torch.rand(batch, generator=generator) < 0.25  # 25 %: the uncropped driving expression
+        expression = torch.where(own[:, None].to(self.device), e_drv, e_drv_crop)
         z = self.encoder(src_augm, kp_src, data["input_pos"], e_src_augm2)
         pred = self.decoder(z, data["target_pos"], kp_drv, expression)
         if data["remaining_idxs"].shape[1] > 0:

@@ -1,17 +1,23 @@
 """FSRT training on a tiny vox-layout dataset: the loss falls, resume is exact, bad keys are one-line errors."""
 from __future__ import annotations
 
+import csv
+import os
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from fsrt.model import KPDetector
-from fsrt.train import train
+from common.image import read_image
+from fsrt.train import describe, train
+from fsrt.visualize import HEADER
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = 64
@@ -46,7 +52,8 @@ def tiny_config(base: Path, **training) -> dict:
         "discriminator": {"disc_kwargs": {"block_expansion": 8, "max_features": 16}},
         "training": {"batch_size": 2, "num_workers": 0, "lr_warmup": 1, "iters_in_phase1": 12,
                      "iters_in_phase2": 4, "disc_warmup_iters": 2, "perceptual_loss_weight": [0] * 5,
-                     "checkpoint_every": 10, "backup_every": 0, "validate_every": 15, "print_every": 1,
+                     "checkpoint_every": 10, "backup_every": 0, "validate_every": 15, "visualize_every": 15,
+                     "print_every": 1,
                      **training},
     }
 
@@ -69,6 +76,28 @@ def test_loss_falls_and_resume_is_exact(vox, tmp_path):
     assert [r["it"] for r in rest] == list(range(10, 20))
     assert [r["loss"] for r in rest] == [r["loss"] for r in full[10:]]
     assert (tmp_path / "full" / "log.csv").is_file() and any((tmp_path / "full" / "tensorboard").iterdir())
+    # step 15 wrote the visualisations: 12 train / 1 val rows of [input | render | GT]
+    for split, rows in (("train", 12), ("val", 1)):
+        grid = read_image(tmp_path / "full" / f"renders-{split}.png")
+        assert grid.shape == (HEADER + rows * SIZE, 3 * SIZE, 3)
+        assert grid[HEADER:, SIZE:2 * SIZE].std() > 5  # a rendered image, not a blank column
+
+
+def test_evalnow_and_visnow_run_before_the_first_step(vox, tmp_path):
+    torch.set_num_threads(1)
+    train(tiny_config(vox), tmp_path, kp_detector=detector(), max_it=1, frame_size=SIZE, show_progress=False,
+          evaluate_now=True, visualize_now=True)
+    rows = list(csv.DictReader((tmp_path / "log.csv").open()))
+    assert {r["name"] for r in rows if r["split"] == "val" and r["it"] == "0"} >= {"psnr", "mse"}
+    assert (tmp_path / "renders-train.png").is_file() and (tmp_path / "renders-val.png").is_file()
+
+
+def test_print_model_lists_every_parameter():
+    from fsrt.model import FSRT
+    model = FSRT(**tiny_config(Path("."))["model"])
+    listing = describe(model).splitlines()
+    names = [name for name, _ in model.named_parameters()]
+    assert len(listing) > len(names) and all(any(line.startswith(n) for line in listing) for n in names)
 
 
 def test_unknown_config_key_is_one_line_error(tmp_path):
@@ -79,3 +108,50 @@ def test_unknown_config_key_is_one_line_error(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("error:") and len(result.stderr.strip().splitlines()) == 1
     assert "batch_size" in result.stderr
+
+
+# Runs the real CLI (`fsrt.train.main`) in each torchrun process, recording the modules it wraps
+# in DDP so every rank can save what it holds after training.
+DDP_WORKER = textwrap.dedent('''
+    import os, sys
+    import torch
+    from fsrt import train as fsrt_train
+    wrapped = []
+    wrap = fsrt_train._wrap
+    def recording_wrap(module, world, device):
+        wrapped.append(module)
+        return wrap(module, world, device)
+    fsrt_train._wrap = recording_wrap
+    out = sys.argv[1]
+    fsrt_train.main(sys.argv[2:])
+    states = [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in wrapped]
+    torch.save(states, os.path.join(out, "rank" + os.environ["RANK"] + ".pt"))
+''')
+
+
+def test_two_process_gloo_run_keeps_replicas_identical(vox, tmp_path):
+    config = tiny_config(vox, checkpoint_every=2, batch_size=2)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "worker.py").write_text(DDP_WORKER)
+    torch.save(KPDetector().state_dict(), tmp_path / "kp.pt")  # the 5-block detector needs 128 px
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         str(tmp_path / "worker.py"), str(tmp_path), str(tmp_path / "tiny.yaml"), "--out", str(tmp_path / "run"),
+         "--exit-after", "3", "--frame-size", "128", "--kp_checkpoint", str(tmp_path / "kp.pt"), "--device", "cpu"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("run directory:") == 1  # rank 0 speaks
+
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    assert len(ranks[0]) == len(ranks[1]) == 4  # encoder, decoder, expression encoder, discriminator
+    for first, second in zip(*ranks):
+        for key in first:
+            assert torch.equal(first[key], second[key]), f"{key} differs between the ranks"
+    saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    assert saved["it"] == 2 and saved["rng_state"].shape[0] == 2  # each rank's generator, for resume
+    for key, value in saved["decoder"].items():
+        assert torch.equal(value, ranks[0][1][key])
+    rows = list(csv.DictReader((tmp_path / "run" / "log.csv").open()))
+    assert sorted({int(r["it"]) for r in rows}) == [0, 1, 2]  # one log, written by rank 0
