@@ -2,9 +2,11 @@
 
 Rows: the keypoint detector + expression encoder on the sources, the encoder (once per source
 set), the decoder per 256x256 frame as the demo runs it (pixel codes cached, `--max_num_pixels`
-chunks), and one training step (forward + backward of an L1 loss on `--train_pixels` random
-pixels of `--batch` samples; there is no trainer yet). Peak memory is the process's resident
-peak so far on CPU (it never goes down), the stage's allocator peak on GPU.
+chunks), and `FSRTTrainer.train_step` (forward, backward, Adam) on random frames at each training
+phase: 4096 random target pixels (phase 1), a 128x128 sub-grid with gradients plus the other
+49152 pixels without (phase 2; the perceptual loss is left out, it needs VGG weights), and phase 2
+plus the discriminator and its update (phase 3). Peak memory is the process's resident peak so
+far on CPU (it never goes down), the stage's allocator peak on GPU.
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ import time
 import torch
 
 from fsrt.config import load_config
-from fsrt.model import FSRT, KPDetector, pixel_grid
+from fsrt.model import FSRT, KPDetector, MultiScaleDiscriminator, pixel_grid
+from fsrt.trainer import FSRTTrainer
 
 SIZE = 256
 
@@ -40,59 +43,84 @@ def timed(fn, device: str, repeat: int = 1) -> tuple[float, float, object]:
     return (time.perf_counter() - start) * 1000 / repeat, peak_mib(device), result
 
 
-def train_step(model, detector, batch: int, num_src: int, pixels: int, device: str) -> None:
-    """Forward + backward of the whole model on random frames with an L1 loss on random pixels."""
-    sources = torch.rand(batch, num_src, 3, SIZE, SIZE, device=device)
-    target = torch.rand(batch, 3, SIZE, SIZE, device=device)
-    kp_src, exp_src = model.keypoints_and_expression(detector, sources.flatten(0, 1))
-    kp_drv, exp_drv = model.keypoints_and_expression(detector, target)
-    z = model.encode(sources, kp_src.view(batch, num_src, -1, 2), exp_src.view(batch, num_src, -1))
-    index = torch.randint(SIZE * SIZE, (batch, pixels), device=device)
-    queries = pixel_grid(SIZE, SIZE, device).flatten(0, 1)[index]
-    rgb = model.decoder(z, queries, kp_drv, exp_drv)
-    wanted = target.flatten(2).transpose(1, 2).gather(1, index[..., None].expand(-1, -1, 3))
-    loss = (rgb - wanted).abs().mean()
-    loss.backward()
-    model.zero_grad(set_to_none=True)
+def training_batch(batch: int, num_src: int, phase1_pixels: int | None) -> dict:
+    """Random frames with the dataset's keys: `phase1_pixels` random target pixels, or (None)
+    the stride-2 sub-grid at offset (0, 0) with gradients and the other three without."""
+    def frames(*shape):
+        return torch.rand(batch, *shape, 3, SIZE, SIZE)
+
+    grid = pixel_grid(SIZE, SIZE)
+    index = torch.arange(SIZE * SIZE).view(SIZE, SIZE)
+    if phase1_pixels is not None:
+        sampled, remaining = torch.randperm(SIZE * SIZE)[:phase1_pixels], index[:0, :0].reshape(-1)
+    else:
+        sampled = index[::2, ::2].reshape(-1)
+        remaining = torch.cat([index[y::2, x::2].reshape(-1) for x, y in ((1, 0), (0, 1), (1, 1))])
+    target = frames()
+    pixels = target.permute(0, 2, 3, 1).reshape(batch, -1, 3)
+    flat = grid.reshape(-1, 2)
+    return {
+        "input_images_augm": frames(num_src), "input_images_augm2": frames(num_src),
+        "input_images_augm2_uncropped": frames(num_src),
+        "kp_scale": torch.ones(batch, 2), "kp_shift": torch.zeros(batch, 2),
+        "input_pos": grid.expand(batch, num_src, -1, -1, -1),
+        "target_image_augm": target, "target_image_augm2": frames(),
+        "target_image_augm2_uncropped": frames(), "target_image_augm3_crop": frames(),
+        "target_pos": flat[sampled].expand(batch, -1, -1), "remaining_pos": flat[remaining].expand(batch, -1, -1),
+        "sampled_idxs": sampled.expand(batch, -1), "remaining_idxs": remaining.expand(batch, -1),
+        "target_pixels_augm": pixels[:, sampled] if phase1_pixels is not None else pixels,
+    }
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fsrt.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", default="vox256", help="config whose model sizes are timed")
-    parser.add_argument("--num_src", type=int, default=1, help="source images (2 for vox256_2Source)")
+    parser.add_argument("--config", default="vox256", help="config whose model sizes are timed (vox256_2Source: 2 sources)")
     parser.add_argument("--max_num_pixels", type=int, default=8192, help="decoder chunk, as the demo's flag")
     parser.add_argument("--num_pixels", type=int, default=SIZE * SIZE,
                         help="query pixels decoded; the per-frame time is scaled from them (cost is linear)")
     parser.add_argument("--frames", type=int, default=1, help="frames decoded for the average")
-    parser.add_argument("--batch", type=int, default=1, help="training batch")
-    parser.add_argument("--train_pixels", type=int, default=4096, help="target pixels per training sample")
+    parser.add_argument("--batch", type=int, default=1, help="training batch per step")
+    parser.add_argument("--phases", type=int, nargs="*", default=[1, 2, 3], help="training phases to time")
     parser.add_argument("--cpu", action="store_true")
     opt = parser.parse_args(argv)
     device = "cuda" if torch.cuda.is_available() and not opt.cpu else "cpu"
+    cfg = load_config(opt.config)
+    num_src, tcfg = cfg["data"]["num_src"], cfg["training"]
 
     torch.manual_seed(0)
-    model = FSRT(**load_config(opt.config)["model"]).to(device).eval()
+    model = FSRT(**cfg["model"]).to(device).eval()
     detector = KPDetector().to(device).eval()
-    sources = torch.rand(opt.num_src, 3, SIZE, SIZE, device=device)
+    sources = torch.rand(num_src, 3, SIZE, SIZE, device=device)
     rows = []
     with torch.inference_mode():
         ms, mib, (kp, expression) = timed(lambda: model.keypoints_and_expression(detector, sources), device)
-        rows.append((f"keypoints + expression, {opt.num_src} frame(s)", ms, mib))
+        rows.append((f"keypoints + expression, {num_src} frame(s)", ms, mib))
         ms, mib, z = timed(lambda: model.encode(sources[None], kp[None], expression[None]), device)
-        rows.append((f"encoder, {opt.num_src} source(s) (once per video)", ms, mib))
+        rows.append((f"encoder, {num_src} source(s) (once per video)", ms, mib))
         code = model.pixel_code(SIZE, SIZE, device)[:opt.num_pixels]
         decode = lambda: model.decoder.render(z, code, kp[:1], expression[:1], opt.max_num_pixels)  # noqa: E731
         ms, mib, _ = timed(decode, device, opt.frames)
         rows.append((f"decoder per {SIZE}x{SIZE} frame (chunks of {opt.max_num_pixels})",
                      ms * SIZE * SIZE / len(code), mib))
-    model.train()
-    ms, mib, _ = timed(lambda: train_step(model, detector, opt.batch, opt.num_src, opt.train_pixels, device), device)
-    rows.append((f"train step fwd+bwd, batch {opt.batch} x {opt.train_pixels} px, L1", ms, mib))
+
+    disc = MultiScaleDiscriminator(cfg["discriminator"]["scales"], **cfg["discriminator"]["disc_kwargs"]).to(device)
+    trainer = FSRTTrainer(cfg, model.encoder, model.decoder, model.expression_encoder, detector, disc, device=device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-6)
+    optimizer_disc = torch.optim.Adam(disc.parameters(), lr=1e-6)
+    no_perceptual = {**tcfg, "perceptual_loss_weight": [0.0] * len(tcfg["perceptual_loss_weight"])}
+    trainer.train_cfg = no_perceptual
+    first_it = {1: 0, 2: trainer.phase2_start, 3: trainer.phase3_start + tcfg["disc_warmup_iters"]}
+    for phase in opt.phases:
+        data = training_batch(opt.batch, num_src, cfg["data"]["num_pixels_phase1"] if phase == 1 else None)
+        step = lambda: trainer.train_step(data, first_it[phase], optimizer, optimizer_disc)  # noqa: E731
+        ms, mib, _ = timed(step, device)
+        what = {1: f"{cfg['data']['num_pixels_phase1']} px", 2: "16384 + 49152 px", 3: "phase 2 + GAN"}[phase]
+        rows.append((f"train step phase {phase}, batch {opt.batch} ({what}): {1000 / ms:.3f} steps/s", ms, mib))
 
     print(f"FSRT {opt.config}, random weights, {device}, {torch.get_num_threads()} threads")
-    print(f"{'stage':<58} {'ms':>10} {'peak MiB':>10}")
+    print(f"{'stage':<62} {'ms':>10} {'peak MiB':>10}")
     for name, ms, mib in rows:
-        print(f"{name:<58} {ms:>10.1f} {mib:>10.0f}")
+        print(f"{name:<62} {ms:>10.1f} {mib:>10.0f}")
     return 0
 
 

@@ -41,9 +41,14 @@ class FSRTTrainer:
         self.use_disc = cfg["discriminator"]["use_disc"] and discriminator is not None
         self.generator = torch.Generator().manual_seed(seed)  # the per-step coin flips, checkpointed
 
+    @torch.no_grad()
+    def _keypoints(self, images: torch.Tensor):
+        """The frozen detector, outside autograd as in the original: nothing flows back into it."""
+        return self.kp_detector(images)
+
     def _kp_expression(self, images: torch.Tensor):
         """Frames [N, 3, H, W] -> keypoints [N, K, 2] and expressions [N, E] in one encoder call."""
-        keypoints, maps = self.kp_detector(images)
+        keypoints, maps = self._keypoints(images)
         heatmap = maps["heatmap"].flatten(1, 2)
         return keypoints, self.expression_encoder(maps["feature_map"], heatmap)
 
@@ -65,7 +70,7 @@ class FSRTTrainer:
         if self.cfg["data"]["simulate_out_of_frame_motion"]:
             # Keypoints of the uncropped frames, mapped into the crop's coordinates.
             uncropped = torch.cat([data["input_images_augm2_uncropped"], data["target_image_augm2_uncropped"][:, None]], 1)
-            kps, _ = self.kp_detector(uncropped.flatten(0, 1))
+            kps, _ = self._keypoints(uncropped.flatten(0, 1))
             kps = kps.view(batch, nsrc + 1, *kps.shape[1:])
             kps = (kps + data["kp_shift"][:, None, None]) * data["kp_scale"][:, None, None]
             kp_src, kp_drv = kps[:, :nsrc], kps[:, nsrc]
