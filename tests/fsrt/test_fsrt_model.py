@@ -131,3 +131,19 @@ def test_discriminator_heatmaps_and_shapes():
     detached = disc({"prediction_1": torch.rand(1, 3, 64, 64, requires_grad=True)}, kp=kp, detach=True)
     detached["prediction_map_1"].sum().backward()  # reaches the discriminator, not the image
     assert disc.discs["1"].conv.weight.grad is not None
+
+
+def test_attention_is_softmax_of_scaled_dot_products():
+    """The fused kernel against the formula written out: softmax(q k^T / sqrt(d)) v per head."""
+    from fsrt.model.transformer import Attention
+
+    torch.manual_seed(0)
+    attention = Attention(dim=6, heads=2, dim_head=4, kv_dim=5).eval()
+    x, z = torch.randn(1, 3, 6), torch.randn(1, 7, 5)
+    q = attention.to_q(x).view(1, 3, 2, 4).transpose(1, 2)
+    k, v = (t.view(1, 7, 2, 4).transpose(1, 2) for t in attention.to_kv(z).chunk(2, dim=-1))
+    weights = torch.exp(q @ k.transpose(-1, -2) / 2)  # sqrt(dim_head) = 2
+    heads = (weights / weights.sum(-1, keepdim=True)) @ v
+    expected = attention.to_out(heads.transpose(1, 2).reshape(1, 3, 8))
+    with torch.no_grad():
+        torch.testing.assert_close(attention(x, kv=attention.project_kv(z)), expected, rtol=0, atol=1e-6)

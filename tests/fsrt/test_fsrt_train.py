@@ -155,3 +155,19 @@ def test_two_process_gloo_run_keeps_replicas_identical(vox, tmp_path):
         assert torch.equal(value, ranks[0][1][key])
     rows = list(csv.DictReader((tmp_path / "run" / "log.csv").open()))
     assert sorted({int(r["it"]) for r in rows}) == [0, 1, 2]  # one log, written by rank 0
+
+
+def test_statistical_regularization_hand_values():
+    """One source, 2-d expressions. Per-vector 'variance' (std across the features, unbiased):
+    [1,3] -> sqrt(2), [0,0] -> 0.01 (eps), so (0 + 0.99)/2 per group, 0.99 in all. Covariance over
+    the 2 vectors, diagonal included, squared, summed, / 2: {[1,3],[0,0]} -> (0.25+20.25+2*2.25)/2
+    = 12.5; {[1,1],[2,0]} -> (0.25+0.25+2*0.25)/2 = 0.5. Invariance: (mean([0,4]) + mean([4,0]))/2."""
+    from fsrt.trainer import statistical_regularization
+
+    weights = {"invariance_loss_weight": 1.0, "variance_loss_weight": 0.2, "covariance_loss_weight": 1.0}
+    terms = statistical_regularization(torch.tensor([[[1.0, 3.0]]]), torch.tensor([[0.0, 0.0]]),
+                                       torch.tensor([[[1.0, 1.0]]]), torch.tensor([[2.0, 0.0]]), weights)
+    assert terms["variance"].item() == pytest.approx(0.99, abs=1e-6)
+    assert terms["covariance"].item() == pytest.approx(13.0, abs=1e-5)
+    assert terms["invariance"].item() == pytest.approx(2.0)
+    assert terms["reg_loss"].item() == pytest.approx(2.0 + 0.2 * 0.99 + 13.0, abs=1e-5)
