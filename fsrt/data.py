@@ -11,6 +11,7 @@ generator seeded with both, so a resumed or multi-process run sees the same stre
 from __future__ import annotations
 
 import os
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -100,8 +101,9 @@ class VoxDataset(torch.utils.data.Dataset):
             landmarks = self._landmarks(video)
             picks = rng.integers(len(landmarks), size=self.num_src + 1)
             if (landmarks[picks].mean(axis=(1, 2)) != 0).all():
-                frames = [f for i, f in enumerate(iter_frames(video)) if i in set(picks.tolist())]
-                by_index = dict(zip(sorted(set(picks.tolist())), frames))
+                wanted = sorted(set(picks.tolist()))  # decoding stops after the last one
+                frames = [f for i, f in enumerate(islice(iter_frames(video), wanted[-1] + 1)) if i in wanted]
+                by_index = dict(zip(wanted, frames))
                 clip = np.stack([by_index[i] for i in picks.tolist()])
                 return torch.from_numpy(clip).permute(0, 3, 1, 2).float() / 255, landmarks[picks]
         raise InputError(f"{self.root}: no frames with landmarks found")

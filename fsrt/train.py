@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import sys
 import time
+import types
 from pathlib import Path
 
 import torch
@@ -218,7 +220,11 @@ class _writers:
     """`log.csv` (appended on resume) plus TensorBoard event files in the run directory."""
 
     def __init__(self, out_dir: Path):
+        # TensorBoard's own switch to its TF-free stub, which writes the same event files; without
+        # it the writer imports TensorFlow whenever it is installed (seconds, and a torch process).
+        sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
         from torch.utils.tensorboard import SummaryWriter
+
         out_dir.mkdir(parents=True, exist_ok=True)
         self.csv_path = out_dir / "log.csv"
         self.tb = SummaryWriter(str(out_dir / "tensorboard"))

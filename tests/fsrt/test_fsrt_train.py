@@ -171,3 +171,13 @@ def test_statistical_regularization_hand_values():
     assert terms["covariance"].item() == pytest.approx(13.0, abs=1e-5)
     assert terms["invariance"].item() == pytest.approx(2.0)
     assert terms["reg_loss"].item() == pytest.approx(2.0 + 0.2 * 0.99 + 13.0, abs=1e-5)
+
+
+def test_tensorboard_logging_does_not_load_tensorflow(tmp_path):
+    """torch.utils.tensorboard imports TensorFlow when it is installed unless told not to."""
+    code = ("import sys; from pathlib import Path; from fsrt.train import _writers; "
+            f"w = _writers(Path({str(tmp_path)!r})); w.scalars('train', 0, {{'loss': 1.0}}); w.close(); "
+            "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))

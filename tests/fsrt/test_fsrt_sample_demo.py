@@ -1,0 +1,79 @@
+"""`python -m fsrt.sample_demo` (make demo's FSRT step) on a small sample: the quick fit writes
+every frame, the video and a README that says QUICK FIT; a checkpoint is used as fsrt.demo does;
+a missing sample is a one-line error."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fsrt_testlib import small_checkpoints
+
+from common.image import read_image
+from common.video import video_info
+from fsrt import demo, sample_demo
+
+ROOT = Path(__file__).resolve().parents[2]
+FRAMES = 3
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory) -> Path:
+    # 128 px: the smallest size the released 5-block keypoint detector of the checkpoint path takes
+    out = tmp_path_factory.mktemp("fsrt_sample_demo")
+    subprocess.run([sys.executable, "-m", "tools.make_sample_data", "--out", str(out), "--frames", str(FRAMES),
+                    "--size", "128"], cwd=ROOT, check=True, capture_output=True)
+    return out
+
+
+def check_output(out: Path, count: int, size: int) -> list[Path]:
+    frames = sorted((out / "frames").glob("*.png"))
+    assert [p.name for p in frames] == [f"{i:05d}.png" for i in range(count)]
+    assert all(read_image(p).shape == (size, size, 3) for p in frames)
+    info = video_info(out / "result.mp4")
+    assert (info.width, info.height) == (2 * size, size)  # [driving | result]
+    assert info.frames in (None, count)
+    assert np.ptp(read_image(frames[0])) > 0  # rendered, not a blank canvas
+    return frames
+
+
+def test_quick_fit_writes_every_frame_and_says_so(sample, tmp_path):
+    # a process of its own, as make demo runs it
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "fsrt.sample_demo", "--sample", str(sample), "--out", str(out),
+                             "--steps", "2"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    check_output(out, FRAMES, sample_demo.QUICK_SIZE)
+    readme = (out / "README.txt").read_text()
+    assert readme.startswith("QUICK FIT on the sample, NOT the official model")
+    assert "for 2 steps" in readme and "random" in readme and readme in result.stdout
+
+
+def test_checkpoint_is_used_as_fsrt_demo_does(sample, tmp_path, monkeypatch, capsys):
+    ckpt = small_checkpoints(tmp_path / "ckpt")
+    monkeypatch.setattr(demo, "SIZE", 128)  # the small model is fast enough at 128 px only
+    out = tmp_path / "out"
+    sample_demo.main(["--sample", str(sample), "--out", str(out), "--checkpoint", str(ckpt["checkpoint"]),
+                      "--kp_checkpoint", str(ckpt["kp_checkpoint"]), "--config", str(ckpt["config"]),
+                      "--frames", "2"])
+    frames = check_output(out, 2, 128)
+    readme = (out / "README.txt").read_text()
+    assert f"checkpoint {ckpt['checkpoint']}" in readme and "QUICK FIT" not in readme
+    assert readme in capsys.readouterr().out
+    # the same frames as fsrt.demo's own pipeline with --relative --adapt_scale from frame 0
+    detector, model = demo.load_pretrained(ckpt["config"], ckpt["checkpoint"], ckpt["kp_checkpoint"])
+    source = demo.to_tensor([demo.prepare(read_image(sample / "source.png"))])
+    driving = demo.to_tensor([demo.prepare(read_image(sample / "driving" / f"{i:05d}.png")) for i in range(2)])
+    expected = demo.animate(model, detector, source, driving, relative=True, adapt_scale=True)
+    got = np.stack([read_image(p) for p in frames]).astype(np.float32) / 255
+    assert np.abs(got - expected.permute(0, 2, 3, 1).numpy()).max() <= 1 / 255 + 1e-6
+
+
+def test_missing_sample_is_a_one_line_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        sample_demo.main(["--sample", str(tmp_path / "nope"), "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "make_sample_data" in err and "\n" not in err
