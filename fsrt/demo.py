@@ -24,12 +24,13 @@ log = get_logger("fsrt.demo")
 
 
 # ------------------------------------------------------------------------------------ frames
-def prepare(frame: np.ndarray) -> np.ndarray:
-    """uint8 HxWx3 -> float32 SIZExSIZEx3 in [0, 1] by skimage's resize, as the original (no crop,
-    aspect ratio not kept: faces must be cropped beforehand)."""
+def prepare(frame: np.ndarray, size: int | None = None) -> np.ndarray:
+    """uint8 HxWx3 -> float32 size x size x 3 (default SIZE) in [0, 1] by skimage's resize, as the
+    original (no crop, aspect ratio not kept: faces must be cropped beforehand)."""
     from skimage.transform import resize
 
-    return resize(frame, (SIZE, SIZE))[..., :3].astype(np.float32)
+    size = size or SIZE
+    return resize(frame, (size, size))[..., :3].astype(np.float32)
 
 
 def to_tensor(frames: Iterable[np.ndarray]) -> torch.Tensor:

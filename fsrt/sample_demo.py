@@ -24,8 +24,9 @@ import numpy as np
 import torch
 
 from common.errors import InputError, cli_main
-from common.image import list_images, read_image, tensor_to_image, to_uint8, write_image
+from common.image import read_image, tensor_to_image, to_uint8, write_image
 from common.progress import get_logger, progress
+from common.sample import add_sample_arguments, require, sample_fps, sample_frames
 from common.video import VideoWriter, write_frames
 from fsrt import demo
 
@@ -59,47 +60,20 @@ CHECKPOINT_LABEL = ("FSRT reenactment with checkpoint {checkpoint} (config {conf
                     "frame 0, as python -m fsrt.demo --relative --adapt_scale.")
 
 
-# ------------------------------------------------------------------------------------ sample
-def check_sample(sample: Path) -> None:
-    for needed in (sample / "source.png", sample / "driving"):
-        if not needed.exists():
-            raise InputError(f"{needed} not found (run python -m tools.make_sample_data --out {sample})")
-    if not list_images(sample / "driving"):
-        raise InputError(f"{sample / 'driving'}: no frames (run python -m tools.make_sample_data --out {sample})")
-
-
-def prepare(frame: np.ndarray, size: int) -> np.ndarray:
-    """fsrt.demo.prepare at any size: skimage resize to size², float32 [0, 1]."""
-    from skimage.transform import resize
-
-    return resize(frame, (size, size))[..., :3].astype(np.float32)
-
-
-def sample_fps(sample: Path) -> float:
-    import json
-
-    meta = sample / "meta.json"
-    return float(json.loads(meta.read_text()).get("fps", 25.0)) if meta.is_file() else 25.0
-
-
 # ------------------------------------------------------------------------------------ quick fit
 def training_set(sample: Path, root: Path, size: int) -> dict:
     """The sample as a vox-layout dataset: data/{train,val}/<video>/ frame folders (source + driving,
     already at `size` so the loader does not resize) and kp/<video>.npy landmarks in 256-px units."""
-    frames = [sample / "source.png"] + list_images(sample / "driving")
-    marks = [sample / "landmarks" / "source.npy"]
-    marks += [sample / "landmarks" / "driving" / f"{p.stem}.npy" for p in frames[1:]]
-    for path in marks:
-        if not path.is_file():
-            raise InputError(f"{path} not found (run python -m tools.make_sample_data --out {sample})")
+    frames = sample_frames(sample)
+    marks = [require(frame.landmarks, sample) for frame in frames]
     name = VIDEO_NAME.format(count=len(frames))
     train = root / "data" / "train" / name
     train.mkdir(parents=True)
-    for i, path in enumerate(frames):
-        write_image(train / f"{i:05d}.png", to_uint8(prepare(read_image(path), size)))
+    for i, frame in enumerate(frames):
+        write_image(train / f"{i:05d}.png", to_uint8(demo.prepare(read_image(frame.image), size)))
     # validation never runs (validate_every 0) but the trainer builds the val set
     shutil.copytree(train, root / "data" / "val" / name)
-    side = read_image(frames[0]).shape[0]
+    side = read_image(frames[0].image).shape[0]
     (root / "kp").mkdir()
     np.save(root / "kp" / f"{name}.npy", (np.stack([np.load(p) for p in marks]) * (256 / side)).astype(np.float32))
     return {"data_path": str(root / "data"), "kp_path": str(root / "kp"), "count": len(frames)}
@@ -169,9 +143,8 @@ def reenact(model, detector, sample: Path, out: Path, size: int, max_frames: int
             batch_size: int = 4, max_num_pixels: int = 8192) -> list[Path]:
     """Animate source.png with driving/ as fsrt.demo --relative --adapt_scale (motion measured from
     driving frame 0); writes OUT/frames/*.png and OUT/result.mp4 ([driving | result])."""
-    paths = list_images(sample / "driving")[:max_frames]
-    driving = [prepare(read_image(p), size) for p in paths]
-    source = demo.to_tensor([prepare(read_image(sample / "source.png"), size)])
+    driving = [demo.prepare(read_image(frame.image), size) for frame in sample_frames(sample)[1:][:max_frames]]
+    source = demo.to_tensor([demo.prepare(read_image(sample / "source.png"), size)])
     z, kp_source = demo.encode_sources(model, detector, source)
     codes = [demo.drive_codes(model, detector, demo.to_tensor(batch)) for batch in demo.batches(driving, batch_size)]
     kp, expression = (torch.cat(parts) for parts in zip(*codes))
@@ -193,8 +166,7 @@ def reenact(model, detector, sample: Path, out: Path, size: int, max_frames: int
 # ------------------------------------------------------------------------------------- command
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m fsrt.sample_demo", description=__doc__.split("\n")[0])
-    parser.add_argument("--sample", required=True, type=Path, help="folder written by tools.make_sample_data")
-    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    add_sample_arguments(parser)
     parser.add_argument("--checkpoint", type=Path, help="official FSRT checkpoint (vox256.pt); "
                                                         "without it a quick fit on the sample is run")
     parser.add_argument("--kp_checkpoint", type=Path, default=None,
@@ -214,7 +186,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 @cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
-    check_sample(args.sample)
+    sample_frames(args.sample)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.checkpoint is not None:
         from fsrt.checkpoint import DEFAULT_KP_DETECTOR, load_pretrained

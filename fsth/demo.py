@@ -21,8 +21,9 @@ from pathlib import Path
 import torch
 
 from common.errors import InputError, cli_main
-from common.image import list_images, read_image
+from common.image import read_image
 from common.progress import get_logger
+from common.sample import add_sample_arguments, require, sample_fps, sample_frames
 from common.video import write_frames, write_video
 from fsth import meta_train as meta_train_module
 from fsth.config import load_config
@@ -71,13 +72,9 @@ def _training_set(sample: Path, root: Path) -> Path:
     """The sample's frames as one training video (frames + landmarks .npy beside them)."""
     clip = root / 'sample' / 'clip'
     clip.mkdir(parents=True)
-    frames = [(sample / 'source.png', sample / 'landmarks' / 'source.npy')]
-    frames += [(p, sample / 'landmarks' / 'driving' / f'{p.stem}.npy') for p in list_images(sample / 'driving')]
-    for i, (image, landmarks) in enumerate(frames):
-        if not landmarks.is_file():
-            raise InputError(f"{landmarks} not found (run python -m tools.make_sample_data --out {sample})")
-        shutil.copy(image, clip / f'{i:05d}.png')
-        shutil.copy(landmarks, clip / f'{i:05d}.npy')
+    for i, frame in enumerate(sample_frames(sample)):
+        shutil.copy(frame.image, clip / f'{i:05d}.png')
+        shutil.copy(require(frame.landmarks, sample), clip / f'{i:05d}.npy')
     return root
 
 
@@ -109,18 +106,17 @@ def reenact(checkpoint: Path, sample: Path, out: Path) -> list[Path]:
     """fsth.infer on the sample: source.png embedded, driving/ rendered; frames + result.mp4."""
     model = Reenactor(checkpoint, device='cpu')
     e = model.embed([sample / 'source.png'])
-    frames, _, fps = driving_frames(sample / 'driving')
+    frames, _, _ = driving_frames(sample / 'driving')
     if (out / 'frames').exists():
         shutil.rmtree(out / 'frames')
     written = write_frames(out / 'frames', model.render(e, frames))
-    write_video(out / 'result.mp4', (read_image(p) for p in written), fps=fps)
+    write_video(out / 'result.mp4', (read_image(p) for p in written), fps=sample_fps(sample))
     return written
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog='python -m fsth.demo', description=__doc__.split('\n')[0])
-    parser.add_argument('--sample', required=True, type=Path, help='folder written by tools.make_sample_data')
-    parser.add_argument('--out', required=True, type=Path, help='output folder')
+    add_sample_arguments(parser)
     parser.add_argument('--checkpoint', type=Path, help='an official/meta-training save_<step>.pkl; '
                                                         'without it a quick fit on the sample is run')
     parser.add_argument('--steps', type=int, default=60, help='quick fit: iterations (default 60)')
@@ -133,9 +129,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 @cli_main
 def main(argv=None) -> None:
     args = parse_args(argv)
-    for needed in (args.sample / 'source.png', args.sample / 'driving'):
-        if not needed.exists():
-            raise InputError(f"{needed} not found (run python -m tools.make_sample_data --out {args.sample})")
+    sample_frames(args.sample)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.checkpoint is not None:
         if not args.checkpoint.is_file():

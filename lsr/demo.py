@@ -30,7 +30,8 @@ import numpy as np
 
 from common.drawing import draw_landmarks
 from common.errors import InputError, cli_main
-from common.image import list_images, read_image, write_image
+from common.image import read_image, write_image
+from common.sample import SampleFrame, add_sample_arguments, require, sample_fps, sample_frames
 from common.video import write_video
 
 OFFICIAL_SIZE = 224
@@ -70,9 +71,6 @@ def _label_map(path: Path, size: int) -> np.ndarray:
 
 def _write_frame(folder: Path, index: int, image: Path, landmarks: Path, parsing: Path,
                  size: int) -> None:
-    for needed in (landmarks, parsing):
-        if not needed.is_file():
-            raise InputError(f'{needed} not found (run python -m tools.make_sample_data)')
     rgb = read_image(image)
     points = np.load(landmarks).astype(np.float32)[:, :2] * (size / np.array(rgb.shape[1::-1]))
     write_image(folder / f'{index:05d}_rgb.png', read_image(image, size))
@@ -80,25 +78,18 @@ def _write_frame(folder: Path, index: int, image: Path, landmarks: Path, parsing
     write_image(folder / f'{index:05d}_segmap_merged.png', _label_map(parsing, size))
 
 
-def sample_frames(sample: Path) -> list[tuple[Path, Path, Path]]:
-    """(image, landmarks, label map) of the source and of every driving frame."""
-    for needed in (sample / 'source.png', sample / 'driving'):
-        if not needed.exists():
-            raise InputError(f'{needed} not found (run python -m tools.make_sample_data '
-                             f'--out {sample})')
-    frames = [(sample / 'source.png', sample / 'landmarks' / 'source.npy',
-               sample / 'parsing' / 'source.png')]
-    driving = list_images(sample / 'driving')
-    if not driving:
-        raise InputError(f"{sample / 'driving'}: no driving frames")
-    frames += [(p, sample / 'landmarks' / 'driving' / f'{p.stem}.npy',
-                sample / 'parsing' / 'driving' / f'{p.stem}.png') for p in driving]
+def checked_frames(sample: Path) -> list[SampleFrame]:
+    """The sample's frames with every landmark and label-map file checked up front."""
+    frames = sample_frames(sample)
+    for frame in frames:
+        require(frame.landmarks, sample)
+        require(frame.parsing, sample)
     return frames
 
 
 def write_subjects(sample: Path, root: Path, size: int) -> tuple[Path, Path]:
     """The sample as the processed source (K=1) and driver subject folders under `root`."""
-    frames = sample_frames(sample)
+    frames = checked_frames(sample)
     source, driver = root.joinpath(*SOURCE_SUBJECT), root.joinpath(*DRIVER_SUBJECT)
     for folder, items in ((source, frames[:1]), (driver, frames[1:])):
         folder.mkdir(parents=True)
@@ -112,7 +103,7 @@ def write_training_records(sample: Path, root: Path) -> tuple[str, int]:
     exported with the package's exporter; returns (dataset dir, record count)."""
     from lsr.data import export_voxceleb_to_tfrecords as exporter
 
-    frames = sample_frames(sample)
+    frames = checked_frames(sample)
     n = QUICK_FRAMES
     if len(frames) < n:
         raise InputError(f'{sample}: {len(frames) - 1} driving frames; the quick fit needs at '
@@ -218,9 +209,7 @@ def collect(inference_dir: Path, out: Path, fps: float) -> list[Path]:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog='python -m lsr.demo', description=__doc__.split('\n')[0])
-    parser.add_argument('--sample', required=True, type=Path,
-                        help='folder written by tools.make_sample_data')
-    parser.add_argument('--out', required=True, type=Path, help='output folder')
+    add_sample_arguments(parser)
     parser.add_argument('--train_dir', type=Path,
                         help='official/trained checkpoint folder; without it a quick fit on the '
                              'sample is run')
@@ -230,19 +219,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _fps(sample: Path) -> float:
-    import json
-
-    try:
-        return float(json.loads((sample / 'meta.json').read_text())['fps'])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 25.0
-
-
 @cli_main
 def main(argv=None) -> None:
     args = parse_args(argv)
-    sample_frames(args.sample)  # every input is checked before TensorFlow is loaded
+    checked_frames(args.sample)  # every input is checked before TensorFlow is loaded
     if args.train_dir is not None and not args.train_dir.is_dir():
         raise InputError(f'{args.train_dir}: checkpoint folder not found')
     if args.steps < 1:
@@ -264,7 +244,7 @@ def main(argv=None) -> None:
             label = QUICK_LABEL.format(size=QUICK_SIZE, steps=steps, seconds=seconds,
                                        losses=losses)
             out_dir = infer(train_dir, source, driver, QUICK_SIZE, QUICK_FLAGS)
-        written = collect(out_dir, args.out, _fps(args.sample))
+        written = collect(out_dir, args.out, sample_fps(args.sample))
     text = (f"{label}\nsource: {args.sample / 'source.png'}\ndriving: {args.sample / 'driving'}\n"
             f"{len(written)} io tuples (driver landmarks | predicted layout | oracle layout | "
             f"output | ground truth) -> {args.out}, output panels -> {args.out / 'result.mp4'}\n"
