@@ -4,7 +4,7 @@
                                [--config vox256]] [--frames N] [--steps N] [--max_seconds S]
 
 With --checkpoint: the official model animates DIR/source.png with the driving frames DIR/driving/
-as `python -m fsrt.demo --relative --adapt_scale` does, at 256 x 256 (about 14 s per frame on a
+as `python -m fsrt.demo --relative --adapt_scale` does, at 256 x 256 (15-20 s per frame on a 2-core
 CPU: --frames N renders only the first N). Without: a QUICK FIT, not the official model: a small
 FSRT (the released architecture at its narrowest settings) is trained from scratch with
 `fsrt.train.train` on the sample's own frames at 64 x 64, with a random keypoint detector, for
