@@ -52,7 +52,7 @@ def training_batch(batch: int, num_src: int, phase1_pixels: int | None) -> dict:
     grid = pixel_grid(SIZE, SIZE)
     index = torch.arange(SIZE * SIZE).view(SIZE, SIZE)
     if phase1_pixels is not None:
-        sampled, remaining = torch.randperm(SIZE * SIZE)[:phase1_pixels], index[:0, :0].reshape(-1)
+        sampled, remaining = torch.randperm(SIZE * SIZE)[:phase1_pixels], torch.zeros(0, dtype=torch.long)
     else:
         sampled = index[::2, ::2].reshape(-1)
         remaining = torch.cat([index[y::2, x::2].reshape(-1) for x, y in ((1, 0), (0, 1), (1, 1))])

@@ -132,11 +132,13 @@ def train(config, out_dir, kp_detector: KPDetector | None = None, kp_checkpoint=
     val_set = get_dataset("val", cfg["data"], phase1=False, **data_kwargs)
     batches = _loader(train_set, batch_size, it, rank, world, tcfg["num_workers"], device)
     writer = _writers(out_dir) if rank == 0 else None
-    visuals = {"train": fixed_batch(train_set), "val": fixed_batch(val_set)} if rank == 0 else {}
+    visuals: dict[str, dict] = {}  # the fixed samples, read at the first visualisation
     # pixels per decoder call for the visualisations: the original's training budget per process
     vis_chunk = max(1, cfg["data"]["num_pixels"] * tcfg["batch_size"] // (NUM_VISUALIZED * world))
 
     def visualize():
+        if not visuals:
+            visuals.update(train=fixed_batch(train_set), val=fixed_batch(val_set))
         for split, batch in visuals.items():
             save_grid(render_columns(model, detector, batch, device, vis_chunk), out_dir / f"renders-{split}.png")
     rows, t0 = [], time.perf_counter() - state["t"]
@@ -171,7 +173,7 @@ def train(config, out_dir, kp_detector: KPDetector | None = None, kp_checkpoint=
             save("model.pt", best)
         if tcfg["backup_every"] > 0 and it % tcfg["backup_every"] == 0:
             save(f"model_{it}.pt", best)
-        if visuals and ((visualize_now and it == first) or due(tcfg["visualize_every"])):
+        if rank == 0 and ((visualize_now and it == first) or due(tcfg["visualize_every"])):
             visualize()
         if (evaluate_now and it == first) or due(tcfg["validate_every"]):
             metrics = validate(trainer, val_set, rank, world, seed)
