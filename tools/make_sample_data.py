@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.errors import cli_main
+from common.errors import InputError, cli_main
 from common.image import write_image
 from common.progress import progress
 
@@ -82,20 +82,45 @@ def animate(points: np.ndarray, t: int, motion: Motion, centre: np.ndarray, px: 
     return (out - centre) @ rot.T + centre + shift
 
 
+def merge_coincident(src: np.ndarray, dst: np.ndarray, min_gap: float) -> tuple[np.ndarray, np.ndarray]:
+    """Control points whose targets `dst` lie closer than `min_gap` merged into one (mean `src`).
+
+    Detectors may return coincident points (a closed mouth puts the inner lips on each other,
+    a closed eye its lids), and a spline through two equal targets is singular. Targets that
+    close cannot be told apart in the rendered frame anyway. Points are kept in their order, so
+    a set without close pairs passes through unchanged.
+    """
+    from scipy.spatial import cKDTree
+
+    groups = np.arange(len(dst))
+    for i, j in sorted(cKDTree(dst).query_pairs(min_gap)):
+        groups[groups == groups[j]] = groups[i]
+    labels = np.unique(groups)
+    if len(labels) == len(dst):
+        return src, dst
+    return (np.stack([src[groups == g].mean(0) for g in labels]),
+            np.stack([dst[groups == g].mean(0) for g in labels]))
+
+
 def warp(image: np.ndarray, src: np.ndarray, dst: np.ndarray, crop: tuple[float, float, float], size: int) -> np.ndarray:
     """Render the `size`x`size` crop of `image` deformed so that points `src` move to `dst`.
 
     Backward mapping: a thin-plate spline from output positions to source positions, sampled
     bilinearly. The spline has an affine part, so a purely rigid motion is reproduced exactly.
+    Targets within a tenth of an output pixel of each other are merged first (`merge_coincident`).
     """
     from scipy.interpolate import RBFInterpolator
     from scipy.ndimage import map_coordinates
 
     x0, y0, side = crop
     step = side / size
+    src, dst = merge_coincident(src, dst, min_gap=0.1 * step)
     grid = (np.stack(np.meshgrid(np.arange(size), np.arange(size)), -1).reshape(-1, 2) + 0.5) * step
     grid += [x0, y0]
-    sample = RBFInterpolator(dst, src, kernel="thin_plate_spline")(grid)
+    try:
+        sample = RBFInterpolator(dst, src, kernel="thin_plate_spline")(grid)
+    except (np.linalg.LinAlgError, ValueError) as exc:
+        raise InputError(f"landmarks give no usable warp ({len(dst)} distinct control points): {exc}") from None
     channels = [
         map_coordinates(image[..., c].astype(np.float32), [sample[:, 1] - 0.5, sample[:, 0] - 0.5],
                         order=1, mode="reflect")
@@ -140,7 +165,8 @@ def control_points(photo: np.ndarray, detector) -> tuple[np.ndarray, tuple[float
     return np.concatenate([landmarks, anchor_ring(landmarks, crop)]).astype(np.float64), crop
 
 
-def make_sample(out: Path, size: int = 256, motion: Motion = Motion()) -> dict:
+def make_sample(out: Path, size: int = 256, motion: Motion = Motion(), detector=None) -> dict:
+    """Write the sample into `out`; `detector` (default: dlib's) finds the photos' landmarks."""
     from matplotlib import cbook
     from skimage import data
 
@@ -149,7 +175,7 @@ def make_sample(out: Path, size: int = 256, motion: Motion = Motion()) -> dict:
     from common.video import VideoWriter
 
     (out / "landmarks" / "driving").mkdir(parents=True, exist_ok=True)
-    detector = LandmarkDetector(backend="dlib")
+    detector = detector or LandmarkDetector(backend="dlib")
     hopper = read_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
     write_still(out, "source_2", hopper, *control_points(hopper, detector), size)
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from common.image import read_image
-from tools.make_sample_data import Motion, animate, main
+from common.errors import InputError
+from tools.make_sample_data import UPPER_LIDS, Motion, animate, main, make_sample, merge_coincident, warp
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +62,56 @@ def test_animation_is_rigid_plus_local_expression():
     assert np.allclose(d1 / d0, (d1 / d0)[0])
     still = animate(points, 0, Motion(frames=8, blink_frame=-100), points.mean(0), px=1.0)
     assert not np.allclose(still, points)  # frame 0 already carries scale/shift phase offsets
+
+
+def test_coincident_targets_are_merged_and_distinct_ones_kept():
+    src = np.array([[0.0, 0], [10, 0], [10.02, 0.01], [0, 10], [10, 10], [10, 10]])
+    dst = src + [1.0, 2.0]
+    merged_src, merged_dst = merge_coincident(src, dst, min_gap=0.1)
+    assert len(merged_dst) == 4
+    np.testing.assert_array_equal(merged_dst[1], [11.01, 2.005])  # mean of the close pair
+    np.testing.assert_array_equal(merged_src[3], [10, 10])
+    apart = src[:2], dst[:2]
+    assert merge_coincident(*apart, min_gap=0.1)[1] is apart[1]
+
+
+def test_warp_through_duplicated_control_points(astronaut):
+    """A closed mouth from a detector: inner-lip targets exactly on each other."""
+    rng = np.random.default_rng(0)
+    src = rng.uniform(100, 400, (30, 2))
+    dst = src + rng.normal(0, 3, src.shape)
+    crop = (50.0, 50.0, 400.0)
+    reference = warp(astronaut, src, dst, crop, 64)
+    doubled = warp(astronaut, np.concatenate([src, src[:5]]), np.concatenate([dst, dst[:5]]), crop, 64)
+    np.testing.assert_array_equal(doubled, reference)
+
+
+def test_collinear_control_points_are_a_one_line_error(astronaut):
+    line = np.stack([np.linspace(100, 400, 10), np.full(10, 200.0)], 1)
+    with pytest.raises(InputError, match="no usable warp"):
+        warp(astronaut, line, line + 1, (50.0, 50.0, 400.0), 32)
+
+
+class ClosedFaceDetector:
+    """dlib's landmarks with the mouth and both eyes closed, as other CPUs' dlib can return them:
+    the inner lower lip on the inner upper lip, each upper lid on the lid below it."""
+
+    def __init__(self):
+        from common.landmarks import LandmarkDetector
+
+        self.dlib = LandmarkDetector(backend="dlib")
+
+    def detect(self, image):
+        points = self.dlib.detect(image).copy()
+        points[[67, 66, 65]] = points[[61, 62, 63]]
+        for upper, lower in UPPER_LIDS.items():
+            points[upper] = points[lower]
+        return points
+
+
+def test_a_sample_from_closed_mouths_and_eyes(tmp_path):
+    meta = make_sample(tmp_path, size=64, motion=Motion(frames=4), detector=ClosedFaceDetector())
+    assert meta["frames"] == 4
+    frames = [read_image(tmp_path / "driving" / f"{t:05d}.png") for t in range(4)]
+    assert all(frame.shape == (64, 64, 3) and frame.std() > 20 for frame in frames)
+    assert read_image(tmp_path / "source_2.png").std() > 20
