@@ -8,7 +8,7 @@ STAMP := $(VENV)/.install.stamp
 PYTEST := $(PY) -m pytest -q
 DEMO_DIR ?= demo_output
 
-.PHONY: install test test-torch test-tf demo bench clean
+.PHONY: install test test-torch test-tf test-portable demo bench clean
 
 install: $(STAMP)
 
@@ -24,6 +24,16 @@ test: install
 	@status=0; \
 	FR_TEST_SIDE=torch $(PYTEST) tests || status=1; \
 	FR_TEST_SIDE=tf $(PYTEST) tests || status=1; \
+	exit $$status
+
+# The whole suite again on other kernels: torch without its AVX2/AVX-512 paths, TensorFlow
+# without oneDNN, one thread. float32 results then move in their last bits as they do on
+# another CPU, so this is the nearest thing to a second machine that one machine has.
+PORTABLE_ENV := ATEN_CPU_CAPABILITY=default TF_ENABLE_ONEDNN_OPTS=0 OMP_NUM_THREADS=1
+test-portable: install
+	@status=0; \
+	$(PORTABLE_ENV) FR_TEST_SIDE=torch $(PYTEST) tests || status=1; \
+	$(PORTABLE_ENV) FR_TEST_SIDE=tf $(PYTEST) tests || status=1; \
 	exit $$status
 
 test-torch: install
