@@ -226,6 +226,23 @@ def test_bad_style_or_points_are_one_line_errors():
         draw_landmarks(bad, 256, "vpgc68")
 
 
+def closed_face68() -> np.ndarray:
+    """face68 with closed eyes and inner lips: the lids on the same points, as dlib's whole pixels give."""
+    lm = face68()
+    lm[[37, 38]], lm[[43, 44]], lm[61:64] = lm[[41, 40]], lm[[47, 46]], lm[[67, 66, 65]]
+    return lm
+
+
+def test_coincident_points_draw():
+    collapsed = np.full((86, 2), 100.0)  # a face too small for distinct points
+    for points in (closed_face68(), collapsed):
+        for name, style in STYLES.items():
+            if style.num_points <= len(points):
+                assert draw_landmarks(points, 256, name).shape[:2] == (256, 256)
+        assert overlay_landmarks(np.zeros((256, 256, 3), np.uint8), points).shape == (256, 256, 3)
+    assert tuple(draw_landmarks(closed_face68(), 256, "fsth")[70, 50]) == RED  # the closed eye's corner
+
+
 def test_overlay_draws_on_a_copy_of_the_photo():
     photo = np.full((256, 256, 3), 90, np.uint8)
     out = overlay_landmarks(photo, face68())

@@ -16,6 +16,7 @@ from common.parsing import (BISENET_LABELS, BISENET_TO_CELEBAMASK, CELEBAMASK_LA
                             lsr_oracle_segmentation, resize_labels)
 from common.parsing.bisenet import BiSeNet
 from common.parsing.unet import CelebAMaskUNet
+from numerics import FORWARD, assert_close
 
 # (key, shape) pairs of the released checkpoints, read from the original model definitions.
 UNET_KEYS = {
@@ -47,6 +48,16 @@ BISENET_KEYS = {
     "conv_out16.conv.bn.weight": (64,),
     "conv_out32.conv_out.weight": (19, 64, 1, 1),
 }
+
+
+def agree_but_near_ties(labels, reference, logits, tolerance):
+    """Label maps equal wherever the reference's best logit leads the runner-up by more than
+    `tolerance`: the same network computed another way (batch size, memory layout, CPU kernel)
+    moves logits by rounding, which may flip an argmax only where two classes nearly tie."""
+    top2 = torch.topk(logits, 2, dim=0).values
+    decided = (top2[0] - top2[1] > tolerance).numpy()
+    assert decided.mean() > 0.99  # the exemption stays small (0.2% of pixels here)
+    np.testing.assert_array_equal(labels[decided], reference[decided])
 
 
 def calibrated(net, image):
@@ -141,7 +152,8 @@ def test_unet_preprocessing_is_the_originals(unet, astronaut):
         expected = unet.network(x[None])
     logits = unet.logits([astronaut], imsize=128)
     assert logits.shape == (1, 19, 128, 128)
-    assert torch.equal(logits, expected)
+    # the reference input is channels-last in memory (permuted), so other convolution kernels run
+    assert_close(logits, expected, FORWARD, "U-Net logits")
 
 
 def test_bisenet_preprocessing_and_label_order(bisenet, astronaut):
@@ -151,8 +163,9 @@ def test_bisenet_preprocessing_and_label_order(bisenet, astronaut):
     with torch.no_grad():
         out, out16, out32 = bisenet.network(x[None])
     assert out.shape == out16.shape == out32.shape == (1, 19, 128, 128)
-    assert torch.equal(bisenet.logits([astronaut]), out)
-    native = out[0].argmax(0).numpy()
+    logits = bisenet.logits([astronaut])
+    assert_close(logits, out, FORWARD, "BiSeNet logits")
+    native = logits[0].argmax(0).numpy()  # parse's own logits: the same computation, so exact
     # maps come out in CelebAMask-HQ order
     np.testing.assert_array_equal(bisenet.parse(astronaut, at_input_size=False), BISENET_TO_CELEBAMASK[native])
 
@@ -175,8 +188,16 @@ def test_batch_matches_single_images(unet, astronaut):
     images = [astronaut, np.ascontiguousarray(astronaut[40:300, 100:333])]
     batch = unet.parse_batch(images, imsize=64)
     assert [b.shape for b in batch] == [(512, 512), (260, 233)]
-    for image, labels in zip(images, batch):
-        np.testing.assert_array_equal(labels, unet.parse(image, imsize=64))
+    batch_logits = unet.logits(images, imsize=64)
+    small = unet.parse_batch(images, imsize=64, at_input_size=False)
+    for image, labels, logits, small_labels in zip(images, batch, batch_logits, small):
+        np.testing.assert_array_equal(labels, resize_labels(small_labels, image.shape[:2]))
+        single_logits = unet.logits([image], imsize=64)[0]
+        # a batch of two may take other kernel blockings than a batch of one
+        assert_close(logits, single_logits, FORWARD, "batch vs single logits")
+        tolerance = 2 * FORWARD * float(single_logits.abs().max())  # two logits may each move by FORWARD
+        agree_but_near_ties(small_labels, unet.parse(image, imsize=64, at_input_size=False), single_logits,
+                            tolerance)
 
 
 def test_bad_inputs_are_one_line_errors(unet, astronaut):
@@ -314,3 +335,14 @@ def test_labels_from_landmarks_on_the_astronaut(astronaut):
     assert at((lm[3] + lm[48]) / 2) == "skin"
     assert at((lm[19] + lm[24]) / 2 - [0, 0.1 * (lm[8, 1] - lm[27, 1])]) == "skin"  # forehead
     assert labels[5, 5] == 0 and labels[-5, -5] == 0
+
+
+def test_labels_from_coincident_landmarks():
+    from common.parsing import labels_from_landmarks
+
+    # dlib's whole-pixel points put closed lids on each other; a tiny face collapses altogether
+    closed = np.array([(x, 50 + 40 * np.sin(x / 40)) for x in np.linspace(10, 110, 68)])
+    closed[[37, 38, 43, 44]] = closed[[41, 40, 47, 46]]
+    for points in (closed, np.full((68, 2), 60.0)):
+        labels = labels_from_landmarks(points, (120, 120))
+        assert labels.shape == (120, 120) and labels.dtype == np.uint8 and labels.max() <= 18

@@ -26,8 +26,11 @@ def clip(astronaut):
 
 
 def psnr(a, b):
+    """dB; lossy encodes are compared with it, never bit for bit: x264's output depends on its
+    thread count (1-16 threads moved this clip's PSNR by up to 0.17 dB) and FFmpeg builds convert
+    YUV to RGB with their own rounding. A swapped channel or a wrong frame scores below 20 dB."""
     mse = np.mean((a.astype(np.float64) - b) ** 2)
-    return 10 * np.log10(255**2 / mse)
+    return 10 * np.log10(255**2 / mse) if mse else np.inf
 
 
 def test_h264_roundtrip(tmp_path, clip):
@@ -38,7 +41,7 @@ def test_h264_roundtrip(tmp_path, clip):
                                    pix_fmt="yuv420p", rotation=0)
     back = video.read_video(path)
     assert back.shape == clip.shape and back.dtype == np.uint8
-    assert psnr(back, clip) > 35
+    assert psnr(back, clip) > 35  # 37.8-38.0 dB with 1-16 threads
     # Each decoded frame is its own source frame, not a neighbour: the order is kept.
     assert all(psnr(back[i], clip[i]) > psnr(back[i], clip[i + 1]) + 5 for i in range(23))
 
@@ -66,6 +69,7 @@ def test_other_containers(tmp_path, clip, suffix, codec):
     info = video.video_info(path)
     assert (info.fps, info.width, info.height) == (24.0, 64, 64) and info.frames in (6, None)
     back = video.read_video(path)
+    # 32.7-33.3 dB whatever the codec and thread count: 64 px frames are capped by yuv420p's halved colour
     assert back.shape == small.shape and psnr(back, small) > 32
 
 
@@ -154,11 +158,13 @@ def test_gif_and_odd_sizes(tmp_path, clip):
     info = video.video_info(tmp_path / "odd.mp4")
     assert (info.width, info.height) == (78, 102) and info.fps == pytest.approx(30000 / 1001, abs=1e-9)
     back = video.read_video(tmp_path / "odd.mp4")
-    assert psnr(back[:, :101, :77], odd) > 35
+    assert psnr(back[:, :101, :77], odd) > 35  # 37.5 dB
 
 
 def test_rotated_phone_video_is_turned_upright(tmp_path, clip):
-    # ffmpeg stores a display rotation; the reference is ffmpeg's own autorotated decode.
+    # ffmpeg stores a display rotation; the reference is ffmpeg's own autorotated decode. It is
+    # another FFmpeg build than PyAV's, whose YUV to RGB rounding may differ: the frames match it
+    # to within that (identical here, 41 dB from the source) while a wrong turn or flip is 12 dB.
     video.write_video(tmp_path / "flat.mp4", clip[:2, :64, :96], crf=0)
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     subprocess.run([ffmpeg, "-loglevel", "error", "-display_rotation", "90", "-i", tmp_path / "flat.mp4",
@@ -169,7 +175,7 @@ def test_rotated_phone_video_is_turned_upright(tmp_path, clip):
     assert (info.width, info.height, info.rotation) == (64, 96, 90)
     frames = video.read_video(tmp_path / "rot.mp4")
     assert frames.shape == (2, 96, 64, 3) and frames.flags["C_CONTIGUOUS"]
-    assert np.array_equal(frames, np.frombuffer(raw, np.uint8).reshape(2, 96, 64, 3))
+    assert psnr(frames, np.frombuffer(raw, np.uint8).reshape(2, 96, 64, 3)) > 35
 
 
 def test_interrupted_writer_leaves_no_file_and_keeps_the_old_one(tmp_path, clip):

@@ -12,6 +12,10 @@ from common.image import read_image, write_image
 from tools.extract_landmarks import main
 
 ROOT = Path(__file__).resolve().parents[2]
+# dlib's points are whole pixels that may move by a pixel with another CPU, build or H.264 encode
+# (x264's output depends on its thread count), so tolerances are fractions of the face's size:
+# the astronaut's 68 points span 93 px in x.
+ASTRONAUT_FACE = 93
 
 
 @pytest.fixture
@@ -29,7 +33,7 @@ def test_folder_with_a_face_and_a_no_face_image(photos, tmp_path, astronaut, cap
     assert main(["--input", str(photos), "--output", str(out)]) == 0
     lm = np.load(out / "astronaut.npy")
     assert lm.shape == (68, 2) and lm.dtype == np.float32
-    np.testing.assert_allclose(lm[36:42].mean(0), (203, 102), atol=3)
+    np.testing.assert_allclose(lm[36:42].mean(0), (203, 102), atol=0.03 * ASTRONAUT_FACE)  # (203.2, 101.5) here
     preview = read_image(out / "preview" / "astronaut.png")
     assert preview.shape == (512, 512, 3) and np.any(preview != astronaut)
     assert not (out / "camera.npy").exists() and not (out / "preview" / "camera.png").exists()
@@ -56,7 +60,9 @@ def test_video_frames_are_named_by_frame_index(tmp_path, astronaut):
     out = tmp_path / "out"
     assert main(["--input", str(video), "--output", str(out), "--every_k", "2", "--no_preview"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["00000.npy", "00002.npy", "00004.npy", "no_face.txt"]
-    np.testing.assert_allclose(np.load(out / "00002.npy"), np.load(out / "00000.npy"), atol=2)
+    # one still frame five times: encodes with 1-8 x264 threads and crf 15-20 moved points by at most
+    # 1 px; 2.5% of the face is 2.3 px
+    np.testing.assert_allclose(np.load(out / "00002.npy"), np.load(out / "00000.npy"), atol=0.025 * ASTRONAUT_FACE)
 
 
 def test_missing_input_is_one_line_error_exit_2(tmp_path):

@@ -40,6 +40,7 @@ def test_writes_merged_maps_like_the_shared_oracle(checkpoint, subject, capsys):
                              ('512', expected.segmap_512)):
             written = np.asarray(Image.open(part / f'{i:05d}_segmap_{kind}.png'))
             assert written.shape == (224, 224) and written.dtype == np.uint8
+            # the tool ran the same function on the same (PNG-exact) frame in this process: exact
             assert np.array_equal(written, labels) and written.max() <= 18
     assert 'wrote 2 merged maps' in capsys.readouterr().out
     # resumable: nothing is redone without --keep_plain
