@@ -13,6 +13,7 @@ from common.vgg.convert import caffe_weights, torch_state
 from common.vgg.keras_vgg import VGGFACE_LOGITS_INDEX, VGGFACE_RECON_INDICES, VGGFaceModel, write_vgg19_notop
 from common.vgg.layouts import VGG19
 from common.vgg.torch_vgg import VGGFeatures
+from numerics import FORWARD, ROUNDING, assert_close
 from synthetic_caffe import encode_caffemodel, random_vgg_layers
 from tools.convert_vgg import convert
 
@@ -26,11 +27,6 @@ def torch_features(weights, arch, bgr_nhwc, layers):
     with torch.no_grad():
         feats = model(torch.from_numpy(bgr_nhwc).permute(0, 3, 1, 2), layers)
     return [f.permute(0, 2, 3, 1).numpy() for f in feats]
-
-
-def assert_close(keras_out, torch_out):
-    scale = np.abs(torch_out).max()
-    np.testing.assert_allclose(keras_out, torch_out, rtol=1e-4, atol=1e-4 * scale)
 
 
 def caffe_logits(weights, arch, bgr):
@@ -58,13 +54,16 @@ def test_vgg19_notop_h5_loads_into_keras_applications_and_matches_torch(tmp_path
     vgg = tf.keras.applications.VGG19(include_top=False, weights=str(tmp_path / "vgg19_notop.h5"))
     kernel, bias = vgg.get_layer("block3_conv2").get_weights()
     caffe_w, caffe_b = dict(layers)["conv3_2"]
+    # copied, not computed: exact
     assert np.array_equal(kernel, caffe_w.transpose(2, 3, 1, 0)) and np.array_equal(bias, caffe_b)
     # LSR's VGGLoss outputs, block<b>_conv1 with their ReLU, are relu<b>_1 in Caffe's names
     names = [f"block{b}_conv1" for b in range(1, 6)]
     model = tf.keras.Model(vgg.input, [vgg.get_layer(n).output for n in names])
     bgr = np.random.default_rng(2).normal(0, 50, (1, 32, 32, 3)).astype(np.float32)
-    for from_keras, from_torch in zip(model(bgr), torch_features(weights, VGG19, bgr, RECON_LAYERS)):
-        assert_close(from_keras.numpy(), from_torch)
+    # Keras against torch, each with its own kernels: whole-network rounding, hence FORWARD.
+    torch_maps = torch_features(weights, VGG19, bgr, RECON_LAYERS)
+    for name, from_keras, from_torch in zip(RECON_LAYERS, model(bgr), torch_maps, strict=True):
+        assert_close(from_keras, from_torch, FORWARD, name)
 
 
 def test_vggface_h5_matches_caffe_and_torch(tmp_path, tiny_vgg, monkeypatch):
@@ -80,11 +79,12 @@ def test_vggface_h5_matches_caffe_and_torch(tmp_path, tiny_vgg, monkeypatch):
     bgr = np.random.default_rng(0).normal(0, 50, (2, 224, 224, 3)).astype(np.float32)
     probs, maps = model(bgr)
     weights = dict(layers)
-    assert_close(maps[VGGFACE_LOGITS_INDEX].numpy(), caffe_logits(weights, tiny_vgg, bgr))
-    np.testing.assert_allclose(probs.numpy().sum(-1), 1.0, atol=1e-5)
-    recon = [maps[i].numpy() for i in VGGFACE_RECON_INDICES]
-    for from_keras, from_torch in zip(recon, torch_features(weights, tiny_vgg, bgr, RECON_LAYERS)):
-        assert_close(from_keras, from_torch)
+    assert_close(maps[VGGFACE_LOGITS_INDEX], caffe_logits(weights, tiny_vgg, bgr), FORWARD, "fc8")
+    assert_close(probs.numpy().sum(-1), np.ones(2), ROUNDING, "softmax sum")
+    recon = [maps[i] for i in VGGFACE_RECON_INDICES]
+    torch_maps = torch_features(weights, tiny_vgg, bgr, RECON_LAYERS)
+    for name, from_keras, from_torch in zip(RECON_LAYERS, recon, torch_maps, strict=True):
+        assert_close(from_keras, from_torch, FORWARD, name)
 
 
 def test_vggface_missing_weights_is_a_one_line_error(tmp_path):

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from lsr import layers
+from numerics import ROUNDING, assert_close
 
 
 def test_scaled_conv_applies_gain_over_sqrt_fan_in_to_the_stored_kernel():
@@ -17,10 +18,11 @@ def test_scaled_conv_applies_gain_over_sqrt_fan_in_to_the_stored_kernel():
     conv.bias.assign([0.5, -1.0])
     kernel = conv.kernel.numpy()
     expected = tf.nn.conv2d(x, kernel * np.float32(np.sqrt(2) / np.sqrt(36)), 1, 'SAME') + [0.5, -1]
-    np.testing.assert_allclose(conv(x).numpy(), expected.numpy(), rtol=1e-6, atol=1e-6)
+    # The same product and convolution, possibly by other kernels: rounding only.
+    assert_close(conv(x), expected, ROUNDING)
     rgb = layers.Conv2DScaled(3, 3, gain=1.0)
     rgb.build(x.shape)
-    assert rgb.runtime_coeff == np.float32(1 / 6)
+    assert rgb.runtime_coeff == np.float32(1 / 6)  # 1/sqrt(36) rounded once: exact
 
 
 def test_scaled_dense_matches_numpy():
@@ -29,11 +31,12 @@ def test_scaled_dense_matches_numpy():
     dense.build(x.shape)
     dense.bias.assign([0.1, 0.2, -5.0])
     expected = np.maximum(x @ (dense.kernel.numpy() * np.sqrt(2) / 2) + [0.1, 0.2, -5.0], 0)
-    np.testing.assert_allclose(dense(x).numpy(), expected, rtol=1e-5, atol=1e-6)
-    assert dense(x).numpy()[:, 2].max() == 0
+    assert_close(dense(x), expected, ROUNDING)
+    assert dense(x).numpy()[:, 2].max() == 0  # ReLU of about -5: exactly 0
 
 
 def test_blur_downscale_is_a_normalised_121_filter_with_stride_2_and_zero_padding():
+    # Taps k/16 on ones: every partial sum is a short dyadic fraction, exact in any order.
     odd = layers.downscale2d(np.ones((1, 7, 7, 2), np.float32), 2, 'blur').numpy()
     assert odd.shape == (1, 4, 4, 2)
     # 'SAME' pads 7 px by one zero on each side: border outputs lose a 1/4 tap per axis.
@@ -45,6 +48,7 @@ def test_blur_downscale_is_a_normalised_121_filter_with_stride_2_and_zero_paddin
 
 
 def test_box_downscale_halves_step_by_step_and_floors_odd_sizes():
+    # Means of small integers over 2x2 windows are multiples of 1/16: exact in any order.
     x = np.arange(2 * 8 * 8, dtype=np.float32).reshape(1, 8, 8, 2)
     np.testing.assert_array_equal(layers.downscale2d(x, 4).numpy(),
                                   x.reshape(1, 2, 4, 2, 4, 2).mean(axis=(2, 4)))
@@ -56,8 +60,9 @@ def test_parameter_free_instance_norm_uses_tfa_epsilon():
     x = np.random.RandomState(1).normal(2, 3, (2, 6, 6, 3)).astype(np.float32)
     norm = layers.norm_factory('instance_norm', param_free=True)()
     y = norm(x).numpy()
-    mean, var = x.mean(axis=(1, 2), keepdims=True), x.var(axis=(1, 2), keepdims=True)
-    np.testing.assert_allclose(y, (x - mean) / np.sqrt(var + 1e-3), rtol=1e-4, atol=1e-5)
+    x64 = x.astype(np.float64)  # the reference without rounding of its own
+    mean, var = x64.mean(axis=(1, 2), keepdims=True), x64.var(axis=(1, 2), keepdims=True)
+    assert_close(y, (x64 - mean) / np.sqrt(var + 1e-3), ROUNDING)
     assert not norm.weights
     assert layers.norm_factory('none') is None
     batch_norm = layers.norm_factory('param_free_batch_norm')()
@@ -70,9 +75,10 @@ def test_layer_norm_divides_by_std_plus_epsilon():
     norm = layers.norm_factory('layer_norm')()
     y = norm(x).numpy()
     assert [w.shape for w in norm.weights] == [(1,), (1,)]
-    mean = x.mean(axis=(1, 2, 3), keepdims=True)
-    std = x.std(axis=(1, 2, 3), keepdims=True)
-    np.testing.assert_allclose(y, (x - mean) / (std + 1e-3), rtol=1e-4, atol=1e-5)
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=(1, 2, 3), keepdims=True)
+    std = x64.std(axis=(1, 2, 3), keepdims=True)
+    assert_close(y, (x64 - mean) / (std + 1e-3), ROUNDING)
 
 
 def test_style_modulation_scales_and_shifts_the_normalised_features():
@@ -81,9 +87,11 @@ def test_style_modulation_scales_and_shifts_the_normalised_features():
     dense = lambda units, name: layers.DenseScaled(units, name=name)  # noqa: E731
     mod = layers.StyleModulation(dense, layers.norm_factory('instance_norm', param_free=True))
     y = mod(x, z).numpy()
-    gb = mod.dense(z).numpy().reshape(2, 2, 1, 1, 3)
-    normed = (x - x.mean((1, 2), keepdims=True)) / np.sqrt(x.var((1, 2), keepdims=True) + 1e-3)
-    np.testing.assert_allclose(y, normed * (1 + gb[:, 0]) + gb[:, 1], rtol=1e-4, atol=1e-4)
+    gb = mod.dense(z).numpy().astype(np.float64).reshape(2, 2, 1, 1, 3)
+    x64 = x.astype(np.float64)
+    normed = ((x64 - x64.mean((1, 2), keepdims=True))
+              / np.sqrt(x64.var((1, 2), keepdims=True) + 1e-3))
+    assert_close(y, normed * (1 + gb[:, 0]) + gb[:, 1], ROUNDING)
 
 
 def test_unsupported_layer_types_fail_clearly():

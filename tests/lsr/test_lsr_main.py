@@ -141,6 +141,11 @@ def test_disc_steps_per_g_skips_generator_updates(data, tmp_path, alternate):
 
 def test_layout_pretraining_lowers_the_segmentation_loss(data, tmp_path, capsys):
     root, _, _ = data
+    # Seeded: the initial weights and the frames drawn at each step no longer change from run to
+    # run, so only float rounding (CPU, threads, oneDNN) moves the losses, by under 1% at step 5.
+    # Measured with this seed: the last two average 0.37 of the first; with g_lr=0 (no learning)
+    # the same draws give 0.86, so the 0.8 bound still tells learning from none.
+    tf.keras.utils.set_random_seed(0)
     lsr_main.main(_args(train_dir=tmp_path / 'pre', dataset_parent_dir=root,
                         model_type='pretrain_layout', w_loss_segmentation=10, w_loss_l1=0,
                         w_loss_gan=0, batch_size=1, g_lr=0.005, max_train_steps=6,

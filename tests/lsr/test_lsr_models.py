@@ -9,6 +9,7 @@ from common.errors import InputError
 from lsr import checkpoint, options
 from lsr.models import create_model
 from lsr.models.base_model import learning_rate_schedule
+from numerics import FORWARD, assert_close
 
 
 def test_shared_encoder_splits_one_latent_into_style_and_layout(build_model, small_options):
@@ -18,7 +19,9 @@ def test_shared_encoder_splits_one_latent_into_style_and_layout(build_model, sma
     frames = np.random.RandomState(5).uniform(-1, 1, (2, 2, 32, 32, 6)).astype(np.float32)
     z_style, z_layout = model.compute_latents(frames, training=False)
     z = tf.reduce_mean(tf.stack([model.encoder(frames[:, i]) for i in range(2)]), 0)
-    np.testing.assert_allclose(tf.concat([z_style, z_layout], -1), z, rtol=1e-5, atol=1e-5)
+    # One batch of B*K frames against K batches of B: the whole encoder, possibly on other
+    # kernels for the other batch size, hence FORWARD; one frame instead of the mean is O(1) off.
+    assert_close(tf.concat([z_style, z_layout], -1), z, FORWARD)
 
 
 def test_pretraining_outputs_the_auxiliary_frame(build_model, small_options):

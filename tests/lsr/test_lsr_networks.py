@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from lsr import checkpoint
+from numerics import FORWARD, ROUNDING, assert_close
 
 _SUFFIX = '/.ATTRIBUTES/VARIABLE_VALUE'
 
@@ -21,14 +22,14 @@ def test_network_outputs_at_a_small_resolution(build_model, small_options):
     landmarks = rng.uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32)
     z_style, z_layout = model.compute_latents(frames, training=False)
     assert z_style.shape == z_layout.shape == (3, 16)
-    # K frames are averaged in latent space.
+    # K frames are averaged in latent space. One batch of B*K frames against two of B: the whole
+    # encoder, possibly on other kernels for the other batch size, hence FORWARD.
     single = model.encoder(frames[:, 1], training=False)
-    np.testing.assert_allclose(
-        z_style, (model.encoder(frames[:, 0]) + single) / 2, rtol=1e-5, atol=1e-5)
+    assert_close(z_style, (model.encoder(frames[:, 0]) + single) / 2, FORWARD)
     assert model.layout_generator(landmarks, z_layout).shape == (3, 32, 32, 22)
     out = model.process(frames, landmarks, training=False)
     assert out['segmap_logits'].shape == out['segmap_prob_map'].shape == (3, 32, 32, 19)
-    np.testing.assert_allclose(tf.reduce_sum(out['segmap_prob_map'], -1), 1.0, rtol=1e-5)
+    assert_close(tf.reduce_sum(out['segmap_prob_map'], -1), np.ones((3, 32, 32)), ROUNDING)
     assert out['segmap_label_map'].dtype == tf.int32
     assert out['aux_frame_recon'].shape == out['output'].shape == (3, 32, 32, 3)
     scales = model.discriminator(out['output'], landmarks)
