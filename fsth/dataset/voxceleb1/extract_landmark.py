@@ -22,7 +22,8 @@ from common.errors import InputError, cli_main
 from common.image import list_images, read_image
 from common.landmarks import LandmarkDetector, find_fan_weights
 from common.progress import get_logger
-from fsth.dataset.jobs import list_videos, run_jobs
+from common.jobs import run_jobs
+from fsth.dataset.videos import list_videos
 from fsth.dataset.voxceleb import METADATA, METADATA_FRAME_SIZE
 
 log = get_logger('fsth.dataset.voxceleb1.extract_landmark')

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from common.errors import InputError, cli_main
 from common.progress import get_logger
-from fsth.dataset.jobs import list_videos, run_jobs
+from common.jobs import run_jobs
+from fsth.dataset.videos import list_videos
 from fsth.dataset.voxceleb2.extract_frames import sample_indices
 
 SAMPLE_COUNT = 50

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from common.errors import InputError, cli_main
 from common.progress import get_logger
-from fsth.dataset.jobs import list_videos, run_jobs
+from common.jobs import run_jobs
+from fsth.dataset.videos import list_videos
 
 MIN_SIZE = 1024
 log = get_logger('fsth.dataset.voxceleb2.clean_data')

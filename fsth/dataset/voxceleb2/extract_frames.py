@@ -21,7 +21,8 @@ from PIL import Image
 from common.errors import InputError, cli_main
 from common.progress import get_logger
 from common.video import iter_frames, video_info
-from fsth.dataset.jobs import list_videos, run_jobs
+from common.jobs import run_jobs
+from fsth.dataset.videos import list_videos
 
 SAMPLE_COUNT = 20
 log = get_logger('fsth.dataset.voxceleb2.extract_frames')

@@ -1,25 +1,14 @@
-"""Runs a preprocessing step over many videos: a process pool, a progress bar, and the failures
-(unreadable inputs) collected and listed at the end instead of stopping the run."""
+"""Run one step over many inputs: a process pool, a progress bar, and the failures (bad inputs)
+collected and listed at the end instead of stopping the run."""
 from __future__ import annotations
 
 import multiprocessing
-from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from common.errors import InputError
 from common.progress import get_logger, progress
 
-log = get_logger('fsth.dataset')
-
-
-def list_videos(root: Path) -> list[str]:
-    """`<person>/<video>` names of the folders two levels below `root`, sorted."""
-    if not root.is_dir():
-        raise InputError(f"{root}: folder not found")
-    videos = sorted(f'{p.name}/{v.name}' for p in root.iterdir() if p.is_dir() for v in p.iterdir() if v.is_dir())
-    if not videos:
-        raise InputError(f"{root}: no <person>/<video> folders")
-    return videos
+log = get_logger("jobs")
 
 
 def _guarded(job: tuple[Callable, object]) -> tuple[object, list[str]]:
@@ -34,7 +23,11 @@ def _guarded(job: tuple[Callable, object]) -> tuple[object, list[str]]:
 def run_jobs(work: Callable, items: Sequence, workers: int, desc: str,
              initializer: Callable | None = None, initargs: tuple = ()) -> tuple[list, list[str]]:
     """work(item) -> (result, [failure messages]) for every item, in `workers` processes (1: in
-    this process). Returns the results in item order and all failures; logs the failures."""
+    this process). Returns the results in item order and all failures; logs the failures.
+
+    `work` and `initializer` must be importable module-level functions: the pool spawns its
+    processes, because a fork would copy torch's threads and any detector state of the parent.
+    """
     if workers < 1:
         raise InputError(f"--workers must be >= 1, got {workers}")
     jobs = [(work, item) for item in items]
@@ -43,8 +36,7 @@ def run_jobs(work: Callable, items: Sequence, workers: int, desc: str,
             initializer(*initargs)
         outcomes = list(progress(map(_guarded, jobs), desc=desc, total=len(jobs)))
     else:
-        # spawn: fork would copy torch's threads and any detector state of the parent
-        with multiprocessing.get_context('spawn').Pool(workers, initializer, initargs) as pool:
+        with multiprocessing.get_context("spawn").Pool(workers, initializer, initargs) as pool:
             outcomes = list(progress(pool.imap(_guarded, jobs), desc=desc, total=len(jobs)))
     results = [result for result, _ in outcomes]
     failures = [message for _, messages in outcomes for message in messages]
@@ -55,4 +47,4 @@ def run_jobs(work: Callable, items: Sequence, workers: int, desc: str,
 def report_failures(failures: Iterable[str]) -> None:
     failures = list(failures)
     if failures:
-        log.warning('%d skipped:\n  %s', len(failures), '\n  '.join(failures))
+        log.warning("%d skipped:\n  %s", len(failures), "\n  ".join(failures))
