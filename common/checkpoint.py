@@ -29,8 +29,23 @@ def save_checkpoint(obj: Any, path: str | os.PathLike) -> Path:
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location="cpu", trust_pickle: bool = False) -> Any:
-    """Load a torch checkpoint with `weights_only=True`.
+def not_found(path: str | os.PathLike | None, what: str, where: str) -> InputError:
+    """The one error every loader gives for an absent weights file: the path, what the file is
+    and where its official copy comes from (`where`, e.g. "the official files are ...; put them
+    under checkpoints/fsrt/"). A `None` path means none was given."""
+    return InputError(f"{'no ' + what + ' given' if path is None else f'{path}: {what} not found'}; {where}")
+
+
+def require_file(path: str | os.PathLike | None, what: str, where: str) -> Path:
+    """`path` as a Path when it names a file, else the `not_found` error."""
+    if path is None or not Path(path).is_file():
+        raise not_found(path, what, where)
+    return Path(path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu", trust_pickle: bool = False,
+                    where: str = "pass the path of an existing file") -> Any:
+    """Load a torch checkpoint with `weights_only=True`; a missing file is `not_found(..., where)`.
 
     Some official files pickle whole objects (optimisers, argparse namespaces); loading those
     runs arbitrary code, so it needs the explicit `trust_pickle=True`, which a one-line error
@@ -40,9 +55,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", trust_pickle: b
 
     import torch
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: checkpoint file not found")
+    path = require_file(path, "checkpoint file", where)
     try:
         return torch.load(path, map_location=map_location, weights_only=not trust_pickle)
     except pickle.UnpicklingError as exc:

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from torch import nn
 
 from common.checkpoint import load_checkpoint, load_strict, save_checkpoint
-from common.errors import CheckpointMismatchError, InputError
+from common.errors import CheckpointMismatchError
 from fsrt.config import load_config
 from fsrt.model import FSRT, KPDetector
 
@@ -26,10 +26,7 @@ _WHERE = ("the official files are in the Google Drive folder linked from the REA
 
 
 def _read(path: str | os.PathLike) -> Mapping[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: checkpoint file not found; {_WHERE}")
-    content = load_checkpoint(path)
+    content = load_checkpoint(path, where=_WHERE)
     if not isinstance(content, Mapping):
         raise CheckpointMismatchError(f"{path}: expected a dict checkpoint, found {type(content).__name__}")
     return content

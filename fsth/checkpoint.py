@@ -53,9 +53,13 @@ class MetaCheckpoint:
         return int(weight.shape[0]) if weight is not None else 1  # absent: load_strict reports it
 
 
+WHERE = ('no official weights exist: checkpoints come from python -m fsth.meta_train (save_<step>.pkl) or '
+         'from the original bowen-xiao96/reenact meta_train.py, which writes the same list')
+
+
 def read_meta_checkpoint(path: str | os.PathLike, trust_pickle: bool = False) -> MetaCheckpoint:
     """Read a checkpoint written by the original `meta_train.py` or by `write_meta_checkpoint`."""
-    obj = load_checkpoint(path, map_location='cpu', trust_pickle=trust_pickle)
+    obj = load_checkpoint(path, map_location='cpu', trust_pickle=trust_pickle, where=WHERE)
     if isinstance(obj, Mapping) and obj.get('format') == FORMAT and all(k in obj for k in 'GED'):
         return MetaCheckpoint(**{k: obj[k] for k in _FIELDS if k in obj}, source=str(path))
     if (isinstance(obj, (list, tuple)) and len(obj) in (6, 8)

@@ -20,12 +20,14 @@ from pathlib import Path
 
 import torch
 
+from common.checkpoint import require_file
 from common.errors import InputError, cli_main
 from common.image import read_image
 from common.progress import get_logger
 from common.sample import add_sample_arguments, require, sample_fps, sample_frames
 from common.video import write_frames, write_video
 from fsth import meta_train as meta_train_module
+from fsth.checkpoint import WHERE
 from fsth.config import load_config
 from fsth.infer import Reenactor, driving_frames
 from fsth.loss import Loss_EG_meta
@@ -132,8 +134,7 @@ def main(argv=None) -> None:
     sample_frames(args.sample)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.checkpoint is not None:
-        if not args.checkpoint.is_file():
-            raise InputError(f"{args.checkpoint} not found")
+        require_file(args.checkpoint, 'checkpoint file', WHERE)
         label = CHECKPOINT_LABEL.format(checkpoint=args.checkpoint)
         written = reenact(args.checkpoint, args.sample, args.out)
     else:

@@ -16,10 +16,12 @@ import re
 
 import tensorflow as tf
 
-from common.checkpoint import mismatch_report
-from common.errors import CheckpointMismatchError, InputError
+from common.checkpoint import mismatch_report, not_found
+from common.errors import CheckpointMismatchError
 
 LAYOUTS = ('train', 'infer', 'eval')
+OFFICIAL = ('the released model is the _trained_models/meta_learning folder linked from the README of '
+            'github.com/MoustafaMeshry/lsr; pass that folder')
 _VALUE_SUFFIX = '/.ATTRIBUTES/VARIABLE_VALUE'
 _SLOT_MARK = '/.OPTIMIZER_SLOT/'
 _SAVE_COUNTER = 'save_counter' + _VALUE_SUFFIX
@@ -126,8 +128,7 @@ def latest_checkpoint(path) -> str:
                    if (m := re.fullmatch(r'ckpt-(\d+)\.index', f))]
         if numbers:
             return os.path.join(path, f'ckpt-{max(numbers)}')
-    raise InputError(f'{path}: no TensorFlow checkpoint found (expected ckpt-N.index and '
-                     'ckpt-N.data-* files, e.g. the released _trained_models/meta_learning)')
+    raise not_found(path, 'TensorFlow checkpoint (ckpt-N.index and ckpt-N.data-* files)', OFFICIAL)
 
 
 def _short(key: str) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -135,12 +134,10 @@ def load_parser(model: str = "celebamask_unet", checkpoint: str | os.PathLike | 
     if model not in MODELS:
         raise InputError(f"unknown face-parsing model '{model}'; choose one of {', '.join(MODELS)}")
     spec = MODELS[model]
-    if checkpoint is None or not Path(checkpoint).is_file():
-        where = "no checkpoint given" if checkpoint is None else f"{checkpoint}: checkpoint not found"
-        raise InputError(f"{where}; the official {model} weights are {spec.source}")
-    import torch
+    from common.checkpoint import load_state_dict_file, load_strict, require_file
 
-    from common.checkpoint import load_state_dict_file, load_strict
+    require_file(checkpoint, "checkpoint", f"the official {model} weights are {spec.source}")
+    import torch
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"device '{device}' requested but CUDA is not available")

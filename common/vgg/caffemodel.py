@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import mmap
 import os
-from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
+from common.checkpoint import require_file
 from common.errors import InputError
+from common.vgg.layouts import VGG19, VGGFACE
 
 VARINT, FIXED64, LENGTH, FIXED32 = 0, 1, 2, 5
 _UNPACKED_DATA_TAG = (5 << 3) | FIXED32  # one byte, then 4 bytes of float
@@ -159,9 +160,7 @@ def read_caffemodel(path: str | os.PathLike) -> dict[str, list[np.ndarray]]:
     Blob shapes are as stored: `shape.dim` when present, else the legacy 4-D
     (num, channels, height, width). Layers without blobs (ReLU, pooling, ...) are left out.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: caffemodel not found")
+    path = require_file(path, "caffemodel", f"the official files are {VGG19.source} and {VGGFACE.source}")
     problem = None
     try:
         with open(path, "rb") as f:

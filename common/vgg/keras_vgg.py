@@ -13,7 +13,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from common.errors import InputError
+from common.checkpoint import require_file
 from common.vgg.convert import Weights, keras_weights
 from common.vgg.layouts import VGG19, VGGFACE, VGGArch
 
@@ -50,11 +50,9 @@ class VGGFaceModel(tf.keras.Model):
         self.trainable = trainable
 
     def load_pretrained_weights(self, input_shape) -> None:
-        path = self.pretrained_weights_path
-        if path is None or not os.path.isfile(path):
-            raise InputError(
-                f"{path}: VGG-Face weights not found; download {VGGFACE.source} and run `python -m "
-                f"tools.convert_vgg --caffemodel <that file> --arch vggface --format keras --out {path}`")
+        path = require_file(self.pretrained_weights_path, "VGG-Face weights",
+                            f"download {VGGFACE.source} and run `python -m tools.convert_vgg --caffemodel "
+                            f"<that file> --arch vggface --format keras --out <weights file>`")
         if not self.built:
             self.build(input_shape)
         self.load_weights(str(path))

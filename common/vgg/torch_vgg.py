@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from common.checkpoint import load_state_dict_file, load_strict, save_checkpoint
+from common.checkpoint import load_state_dict_file, load_strict, require_file, save_checkpoint
 from common.errors import InputError
 from common.vgg.layouts import VGGArch, get_arch
 
@@ -84,10 +84,8 @@ def save_state_dict(state: Mapping[str, np.ndarray], path: str | os.PathLike) ->
 def load_vgg(path: str | os.PathLike, arch: str | VGGArch = "vgg19") -> VGGFeatures:
     """A frozen, eval-mode `VGGFeatures` with converted Caffe weights read from `path`."""
     model = VGGFeatures(arch)
-    if not os.path.isfile(path):
-        raise InputError(
-            f"{path}: VGG weights not found; download {model.arch.source} and run `python -m tools.convert_vgg "
-            f"--caffemodel <that file> --arch {model.arch.name} --format torch --out {path}`")
+    require_file(path, "VGG weights", f"download {model.arch.source} and run `python -m tools.convert_vgg "
+                                      f"--caffemodel <that file> --arch {model.arch.name} --format torch --out {path}`")
     state = load_state_dict_file(path)
     # The fc layers are not needed for features; FSTH-layout files name the convolutions differently.
     state = {k.replace("conv_layers.", "features.", 1): v for k, v in state.items()

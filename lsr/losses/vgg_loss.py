@@ -1,11 +1,10 @@
 """Perceptual losses on ImageNet VGG19 and VGG-Face, with the original's Caffe preprocessing."""
 from __future__ import annotations
 
-import os
 
 import tensorflow as tf
 
-from common.errors import InputError
+from common.checkpoint import require_file
 from common.vgg.keras_vgg import VGGFACE_LOGITS_INDEX, VGGFACE_RECON_INDICES, VGGFaceModel
 from common.vgg.layouts import VGG19, VGGFACE
 
@@ -30,11 +29,9 @@ class VGGLoss:
     """Weighted L1 between VGG19 activations (post-ReLU block{1..5}_conv1) of two images."""
 
     def __init__(self, weights_path, layers=VGG19_LAYERS, layer_weights=VGG19_LAYER_WEIGHTS):
-        if not os.path.isfile(str(weights_path)):
-            raise InputError(
-                f'{weights_path}: VGG19 weights not found; download {VGG19.source} and run '
-                '`python -m tools.convert_vgg --caffemodel <that file> --arch vgg19 --format keras '
-                f'--out {weights_path}` (or pass --vgg19_weights_path)')
+        require_file(weights_path, 'VGG19 weights',
+                     f'download {VGG19.source} and run `python -m tools.convert_vgg --caffemodel <that file> '
+                     f'--arch vgg19 --format keras --out {weights_path}` (or pass --vgg19_weights_path)')
         vgg = tf.keras.applications.VGG19(include_top=False, weights=str(weights_path))
         vgg.trainable = False
         self._model = tf.keras.Model(vgg.input, [vgg.get_layer(n).output for n in layers])

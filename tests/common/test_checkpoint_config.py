@@ -87,3 +87,13 @@ def test_load_config_file_errors(tmp_path):
         load_config(broken, DEFAULTS)
     with pytest.raises(InputError, match="not found"):
         load_config(tmp_path / "none.yaml", DEFAULTS)
+
+
+def test_missing_weights_say_where_the_official_file_comes_from(tmp_path):
+    where = "the official files are on the authors' page; put them under checkpoints/x/"
+    with pytest.raises(InputError, match=f"^{tmp_path}/w.pt: checkpoint file not found; {where}$"):
+        ck.load_checkpoint(tmp_path / "w.pt", where=where)
+    with pytest.raises(InputError, match=f"^no VGG weights given; {where}$"):
+        ck.require_file(None, "VGG weights", where)
+    (tmp_path / "w.pt").write_bytes(b"")
+    assert ck.require_file(str(tmp_path / "w.pt"), "VGG weights", where) == tmp_path / "w.pt"

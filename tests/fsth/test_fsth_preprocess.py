@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from common.image import list_images, read_image, write_image
+from common.image import read_image, write_image
 from common.video import write_video
 from fsth.dataset import VoxCeleb
 from fsth.dataset.voxceleb1 import extract_landmark, sample_frame

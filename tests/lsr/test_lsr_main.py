@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from common.image import read_image, write_image
 from common.parsing.labels import LSR_PALETTE
+from lsr import checkpoint
 from lsr import main as lsr_main
 
 SIZE = 64
@@ -240,8 +241,8 @@ def test_cli_reports_a_missing_checkpoint_in_one_line(data, tmp_path):
         env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'})
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith('error: ')]
-    assert errors == [f'error: {tmp_path}: no TensorFlow checkpoint found (expected ckpt-N.index '
-                      'and ckpt-N.data-* files, e.g. the released _trained_models/meta_learning)']
+    assert errors == [f'error: {tmp_path}: TensorFlow checkpoint (ckpt-N.index and ckpt-N.data-* files) '
+                      f'not found; {checkpoint.OFFICIAL}']
 
 
 def test_help_lists_the_flags(capsys):
