@@ -39,7 +39,10 @@ def vgg_feature_names(arch: VGGArch, indices: Sequence[int]) -> list[str]:
 
 
 def _perceptual(weight_file: str | os.PathLike | None, key: str, arch: str | VGGArch,
-                indices: Sequence[int], normalize: bool) -> PerceptualLoss:
+                indices: Sequence[int], normalize: bool, loss_weight: float) -> PerceptualLoss | None:
+    """The frozen VGG term, or None when its loss weight is 0 (no file is read then)."""
+    if loss_weight == 0:
+        return None
     arch = get_arch(arch) if isinstance(arch, str) else arch
     if weight_file is None or not os.path.isfile(weight_file):
         where = 'is not set' if weight_file is None else f'{weight_file} not found'
@@ -64,15 +67,18 @@ class Loss_EG_finetune(nn.Module):
     """Content + adversarial + feature-matching loss of E and G (fine-tuning: no matching term).
 
     The VGG networks are frozen; `vgg19_arch`/`vggface_arch` exist so tests can use small ones.
+    A VGG term whose loss weight is 0 is neither loaded nor computed (logged as 0); the original
+    loads and evaluates it all the same, only to multiply it by 0.
     """
 
     def __init__(self, vgg19_layers, vggface_layers, vgg19_weight_file, vggface_weight_file,
                  vgg19_loss_weight, vggface_loss_weight, fm_loss_weight, normalize=True,
                  vgg19_arch: str | VGGArch = 'vgg19', vggface_arch: str | VGGArch = 'vggface'):
         super().__init__()
-        self.vgg19 = _perceptual(vgg19_weight_file, 'vgg19_weight_file', vgg19_arch, vgg19_layers, normalize)
+        self.vgg19 = _perceptual(vgg19_weight_file, 'vgg19_weight_file', vgg19_arch, vgg19_layers, normalize,
+                                 vgg19_loss_weight)
         self.vggface = _perceptual(vggface_weight_file, 'vggface_weight_file', vggface_arch, vggface_layers,
-                                   normalize)
+                                   normalize, vggface_loss_weight)
         self.vgg19_loss_weight = vgg19_loss_weight
         self.vggface_loss_weight = vggface_loss_weight
         self.fm_loss_weight = fm_loss_weight
@@ -87,8 +93,8 @@ class Loss_EG_finetune(nn.Module):
         return cls(*(cfg[k] for k in keys), normalize=cfg['input_normalize'], **kwargs)
 
     def adversarial_terms(self, x, x_hat, D_features, D_features_hat, D_score_hat) -> EGLosses:
-        vgg19_loss = self.vgg19(x_hat, x)  # PerceptualLoss stops the gradient through its 2nd argument
-        vggface_loss = self.vggface(x_hat, x)
+        vgg19_loss, vggface_loss = (x_hat.new_zeros(()) if term is None else term(x_hat, x)  # no gradient to x
+                                    for term in (self.vgg19, self.vggface))
         content = self.vgg19_loss_weight * vgg19_loss + self.vggface_loss_weight * vggface_loss
         adv = -torch.mean(D_score_hat)
         fm = sum(F.l1_loss(real, fake) for real, fake in zip(D_features, D_features_hat))

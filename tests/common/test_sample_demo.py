@@ -1,0 +1,47 @@
+"""common.sample_demo: shared make-demo arguments, the time-boxed fit and the README."""
+import argparse
+
+import pytest
+
+from common import sample_demo
+from common.errors import InputError
+from common.sample_demo import add_demo_arguments, check_demo_arguments, time_boxed_fit, write_readme
+
+
+def test_arguments_and_their_checks(tmp_path):
+    parser = argparse.ArgumentParser()
+    add_demo_arguments(parser, steps=30, max_seconds=35.0, checkpoint_flag="--train_dir")
+    args = parser.parse_args(["--sample", "s", "--out", "o", "--train_dir", "ckpt"])
+    assert (args.steps, args.max_seconds, args.seed, str(args.checkpoint)) == (30, 35.0, 0, "ckpt")
+    with pytest.raises(InputError, match="--steps must be at least 1, got 0"):
+        check_demo_arguments(parser.parse_args(["--sample", "s", "--out", "o", "--steps", "0"]))
+    with pytest.raises(InputError, match="--max_seconds must be positive"):
+        check_demo_arguments(parser.parse_args(["--sample", "s", "--out", "o", "--max_seconds", "0"]))
+
+
+def test_fit_stops_at_the_step_count():
+    targets = []
+    done, _ = time_boxed_fit(targets.append, steps=25, max_seconds=100.0, first=10)
+    assert done == 25 and targets[0] == 10 and targets[-1] == 25 and targets == sorted(targets)
+
+
+def test_fit_stops_near_the_time_limit(monkeypatch):
+    """Steps of 1/64 s (on a fake clock, binary fractions so the arithmetic is exact) and a 0.25 s
+    budget: the first call of 5 steps measures the step time, the second runs the 11 that fit."""
+    clock = [0.0]
+    monkeypatch.setattr(sample_demo.time, "perf_counter", lambda: clock[0])
+    targets = []
+
+    def train_until(n):
+        clock[0] += (n - (targets[-1] if targets else 0)) / 64
+        targets.append(n)
+
+    done, seconds = time_boxed_fit(train_until, steps=10_000, max_seconds=0.25, first=5)
+    assert targets == [5, 16] and done == 16 and seconds == 0.25
+
+
+def test_readme(tmp_path):
+    text = write_readme(tmp_path, "QUICK FIT", tmp_path / "sample", "3 frames -> out")
+    assert (tmp_path / "README.txt").read_text() == text
+    assert text.splitlines() == ["QUICK FIT", f"source: {tmp_path}/sample/source.png",
+                                 f"driving: {tmp_path}/sample/driving", "3 frames -> out"]
