@@ -68,9 +68,14 @@ def batches(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray
 
 # ------------------------------------------------------------------------------------ motion
 def hull_area(points: np.ndarray) -> float:
-    from scipy.spatial import ConvexHull
+    """Area of the convex hull of [N, 2] points; 0 where they span no area. Detectors may return
+    coincident or collinear points, on which Qhull fails instead."""
+    from scipy.spatial import ConvexHull, QhullError
 
-    return float(ConvexHull(points).volume)  # in 2-D the hull's "volume" is its area
+    try:
+        return float(ConvexHull(points).volume)  # in 2-D the hull's "volume" is its area
+    except QhullError:  # no 2-D simplex: all points coincide or lie on one line (to Qhull's precision)
+        return 0.0
 
 
 def transfer_motion(kp_driving: torch.Tensor, kp_source: torch.Tensor, kp_anchor: torch.Tensor,
@@ -85,22 +90,36 @@ def transfer_motion(kp_driving: torch.Tensor, kp_source: torch.Tensor, kp_anchor
         return kp_driving
     scale = 1.0
     if adapt_scale:
-        scale = float(np.sqrt(hull_area(kp_source.cpu().numpy()) / hull_area(kp_anchor.cpu().numpy())))
+        source, anchor = hull_area(kp_source.cpu().numpy()), hull_area(kp_anchor.cpu().numpy())
+        for area, which in ((source, "source image"), (anchor, "anchor driving frame")):
+            if area == 0:
+                raise InputError(f"--adapt_scale: the keypoints of the {which} span no area (they coincide "
+                                 "or lie on a line); run without --adapt_scale")
+        scale = float(np.sqrt(source / anchor))
     return kp_source + (kp_driving - kp_anchor) * scale
 
 
-def normalized_landmarks(landmarks: np.ndarray) -> np.ndarray:
-    """68 landmarks centred and divided by sqrt(hull area): comparable across face sizes."""
+def normalized_landmarks(landmarks: np.ndarray) -> np.ndarray | None:
+    """68 landmarks centred and divided by sqrt(hull area): comparable across face sizes. None
+    where the points span no area (coincident or collinear detections)."""
     centred = landmarks - landmarks.mean(axis=0, keepdims=True)
-    return centred / np.sqrt(hull_area(centred))
+    area = hull_area(centred)
+    return centred / np.sqrt(area) if area > 0 else None
 
 
 def best_frame(source: np.ndarray, frames: Iterable[np.ndarray], detector) -> int:
     """Index of the driving frame whose normalised landmarks are closest to the source's.
-    Images are prepared float frames; a frame without a face is a NoFaceError naming it."""
+    Images are prepared float frames; a frame without a face is a NoFaceError naming it. A
+    driving frame whose landmarks span no area is never the best; the source's must span one."""
     reference = normalized_landmarks(detector.detect(to_uint8(source), name="source image"))
-    distances = [np.square(reference - normalized_landmarks(detector.detect(to_uint8(frame), name=f"driving frame {i}"))).sum()
-                 for i, frame in enumerate(frames)]
+    if reference is None:
+        raise InputError("source image: the detected landmarks span no area; cannot pick a best frame")
+    distances = []
+    for i, frame in enumerate(frames):
+        landmarks = normalized_landmarks(detector.detect(to_uint8(frame), name=f"driving frame {i}"))
+        distances.append(np.inf if landmarks is None else np.square(reference - landmarks).sum())
+    if not np.isfinite(distances).any():
+        raise InputError("no driving frame has landmarks that span an area; cannot pick a best frame")
     return int(np.argmin(distances))
 
 

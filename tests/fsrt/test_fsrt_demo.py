@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 from fsrt_testlib import small_checkpoints
+from numerics import FORWARD, ROUNDING, assert_close
 
+from common.errors import InputError
 from common.image import read_image
 from common.video import read_video, video_info, write_video
 from fsrt import demo
@@ -41,6 +43,12 @@ def small_frames(monkeypatch):
     monkeypatch.setattr(demo, "SIZE", SIZE)
 
 
+def psnr(a, b) -> float:
+    """Peak signal-to-noise ratio in dB of two [0, 255] images."""
+    mse = np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2)
+    return float(10 * np.log10(255 ** 2 / mse))
+
+
 def run_demo(ckpt, sample, out, *extra):
     args = [f"--{flag}={path}" for flag, path in ckpt.items()]
     args += ["--driving_video", str(sample / "driving.mp4"), "--result_video", str(out), "--cpu", *extra]
@@ -66,22 +74,25 @@ def test_video_has_driving_fps_count_and_side_by_side_size(absolute, sample):
 
 
 def test_result_frames_are_the_right_half_of_the_video(absolute, sample):
-    video = read_video(absolute / "result.mp4").astype(float)
+    # H.264 is lossy and its encodes differ between FFmpeg builds and CPUs: PSNR thresholds, ~5 dB
+    # under the measured 41 dB (result, crf 15) and 35 dB (driving, coded twice); swapped halves
+    # measure 8 dB.
+    video = read_video(absolute / "result.mp4")
     pngs = sorted((absolute / "frames").glob("*.png"))
     assert [p.name for p in pngs] == [f"{i:05d}.png" for i in range(FRAMES)]
     for i, png in enumerate(pngs):
         result = read_image(png)
         assert result.shape == (SIZE, SIZE, 3)
-        assert np.abs(video[i, :, SIZE:] - result).mean() < 3  # H.264 at crf 15
         driving = demo.prepare(read_image(sample / "driving" / f"{i:05d}.png")) * 255
-        assert np.abs(video[i, :, :SIZE] - driving).mean() < 6  # coded twice
+        assert psnr(video[i, :, SIZE:], result) > 35
+        assert psnr(video[i, :, :SIZE], driving) > 30
 
 
 def test_relative_motion_changes_the_output(absolute, ckpt, sample, tmp_path):
     run_demo(ckpt, sample, tmp_path / "rel.mp4", "--relative", "--result_frames", str(tmp_path / "frames"),
              "--source_image", str(sample / "source_2.png"))
     relative = read_image(tmp_path / "frames" / "00001.png").astype(int)
-    assert np.abs(relative - read_image(absolute / "frames" / "00001.png")).max() > 10
+    assert np.abs(relative - read_image(absolute / "frames" / "00001.png")).max() > 10  # measured 115
 
 
 def test_two_sources_relative_from_best_frame(ckpt, sample, tmp_path):
@@ -116,7 +127,9 @@ def test_fast_path_equals_plain_per_frame_path(loaded):
             kp = demo.transfer_motion(kp, kp_src[0], kp_anchor[0], relative=True, adapt_scale=True)
             rgb = model.decoder(z, grid, kp[:, None].expand(-1, grid.shape[1], -1, -1), expression)
             plain.append(rgb.view(SIZE, SIZE, 3).permute(2, 0, 1).clamp(0, 1))
-    torch.testing.assert_close(fast, torch.stack(plain), rtol=0, atol=1e-5)
+    # the whole decoder in other batch and chunk shapes (other matrix-product blockings): FORWARD,
+    # measured 1.5e-6; a keypoint or chunk mix-up would be off by the images' own magnitude
+    assert_close(fast, torch.stack(plain), FORWARD, "fast path")
     assert fast.std() > 0.05
 
 
@@ -124,9 +137,50 @@ def test_transfer_motion_modes():
     driving = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], [[0.1, 0.1], [1.1, 0.1], [0.1, 1.1]]])
     source = driving[0] * 2  # four times the hull area of the anchor
     assert demo.transfer_motion(driving, source, driving[0]) is driving
-    torch.testing.assert_close(demo.transfer_motion(driving, source, driving[0], relative=True)[1], source + 0.1)
+    # hand values: a float32 add or two, so ROUNDING of the coordinates' magnitude (2.2)
+    assert_close(demo.transfer_motion(driving, source, driving[0], relative=True)[1], source + 0.1, ROUNDING)
     scaled = demo.transfer_motion(driving, source, driving[0], relative=True, adapt_scale=True)
-    torch.testing.assert_close(scaled[1], source + 0.2)
+    assert_close(scaled[1], source + 0.2, ROUNDING)
+
+
+def test_coincident_or_collinear_points_span_no_area():
+    """Detectors may return coincident points (dlib's are whole pixels) or, degenerate, all on one
+    line: the hull area is 0 then, not a Qhull error, and what needs an area says so in one line."""
+    triangle = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [1.0, 0.0]])  # with repeats
+    assert demo.hull_area(triangle) == 0.5
+    same = np.full((10, 2), 0.25)
+    line = np.stack([np.linspace(-1, 1, 10), np.linspace(-0.5, 0.5, 10)], axis=1)
+    assert demo.hull_area(same) == demo.hull_area(line) == 0.0
+
+    kp = torch.from_numpy(np.stack([triangle, triangle + 0.1])).float()
+    flat = torch.from_numpy(same).float()[:5]
+    assert_close(demo.transfer_motion(kp, flat, kp[0], relative=True), flat + kp - kp[0], ROUNDING)
+    for source, anchor, which in ((flat, kp[0], "source image"), (kp[0], flat, "anchor driving frame")):
+        with pytest.raises(InputError, match=f"--adapt_scale: the keypoints of the {which} span no area"):
+            demo.transfer_motion(kp, source, anchor, relative=True, adapt_scale=True)
+
+
+class _Landmarks:
+    """Stands in for common.landmarks.LandmarkDetector: given landmarks per call, in order."""
+
+    def __init__(self, *landmarks):
+        self.landmarks = list(landmarks)
+
+    def detect(self, image, name=None):
+        return self.landmarks.pop(0)
+
+
+def test_best_frame_skips_landmarks_that_span_no_area():
+    face = np.random.default_rng(0).uniform(50, 200, (68, 2))
+    frame = np.zeros((8, 8, 3), np.float32)
+    coincident, collinear = np.full((68, 2), 120.0), np.stack([np.arange(68.0)] * 2, axis=1)
+    moved = face * 0.5 + 30  # the source's face, smaller and shifted: distance 0
+    other = face[::-1].copy()
+    assert demo.best_frame(frame, [frame] * 4, _Landmarks(face, other, coincident, moved, collinear)) == 2
+    with pytest.raises(InputError, match="source image: the detected landmarks span no area"):
+        demo.best_frame(frame, [frame], _Landmarks(coincident, face))
+    with pytest.raises(InputError, match="no driving frame has landmarks that span an area"):
+        demo.best_frame(frame, [frame] * 2, _Landmarks(face, coincident, collinear))
 
 
 # ------------------------------------------------------------------------------------ errors

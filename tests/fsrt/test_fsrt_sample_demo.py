@@ -14,6 +14,7 @@ from fsrt_testlib import small_checkpoints
 from common.image import read_image
 from common.video import video_info
 from fsrt import demo, sample_demo
+from numerics import FORWARD
 
 ROOT = Path(__file__).resolve().parents[2]
 FRAMES = 3
@@ -68,7 +69,9 @@ def test_checkpoint_is_used_as_fsrt_demo_does(sample, tmp_path, monkeypatch, cap
     driving = demo.to_tensor([demo.prepare(read_image(sample / "driving" / f"{i:05d}.png")) for i in range(2)])
     expected = demo.animate(model, detector, source, driving, relative=True, adapt_scale=True)
     got = np.stack([read_image(p) for p in frames]).astype(np.float32) / 255
-    assert np.abs(got - expected.permute(0, 2, 3, 1).numpy()).max() <= 1 / 255 + 1e-6
+    # PNG frames round to 1/255; sample_demo batches the frames as fsrt.demo.main, not as animate,
+    # so the [0, 1] values may differ by a network's rounding (FORWARD) before that
+    assert np.abs(got - expected.permute(0, 2, 3, 1).numpy()).max() <= 0.5 / 255 + FORWARD
 
 
 def test_missing_sample_is_a_one_line_error(tmp_path, capsys):

@@ -18,6 +18,7 @@ from fsrt.model import KPDetector
 from common.image import read_image
 from fsrt.train import describe, train
 from fsrt.visualize import HEADER
+from numerics import FORWARD, ROUNDING, assert_close
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = 64
@@ -71,10 +72,13 @@ def test_loss_falls_and_resume_is_exact(vox, tmp_path):
     assert np.mean([r["mse"] for r in full[8:12]]) < np.mean([r["mse"] for r in full[:4]])
     assert any("gen_gan" in r for r in full) and any("disc_gan" in r for r in full)  # phase 3 reached
     first = train(cfg, tmp_path / "resumed", kp_detector=detector(), max_it=10, frame_size=SIZE, show_progress=False)
-    assert [r["loss"] for r in first] == [r["loss"] for r in full[:10]]
+    assert [r["loss"] for r in first] == [r["loss"] for r in full[:10]]  # the same steps, same process
     rest = train(cfg, tmp_path / "resumed", kp_detector=detector(), max_it=20, frame_size=SIZE, show_progress=False)
     assert [r["it"] for r in rest] == list(range(10, 20))
-    assert [r["loss"] for r in rest] == [r["loss"] for r in full[10:]]
+    # Resumed from the checkpoint: the same arithmetic, but ten training steps amplify any
+    # rounding a reloaded tensor's kernel path may bring; a resume that lost the optimiser or
+    # generator state moves the losses by percent.
+    assert_close([r["loss"] for r in rest], [r["loss"] for r in full[10:]], FORWARD, "resumed losses")
     assert (tmp_path / "full" / "log.csv").is_file() and any((tmp_path / "full" / "tensorboard").iterdir())
     # step 15 wrote the visualisations: 12 train / 1 val rows of [input | render | GT]
     for split, rows in (("train", 12), ("val", 1)):
@@ -146,6 +150,8 @@ def test_two_process_gloo_run_keeps_replicas_identical(vox, tmp_path):
 
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     assert len(ranks[0]) == len(ranks[1]) == 4  # encoder, decoder, expression encoder, discriminator
+    # exact: every rank applies the same all-reduced gradients (the same bits) to the same weights,
+    # and model.pt is a save/load round trip
     for first, second in zip(*ranks):
         for key in first:
             assert torch.equal(first[key], second[key]), f"{key} differs between the ranks"
@@ -167,10 +173,10 @@ def test_statistical_regularization_hand_values():
     weights = {"invariance_loss_weight": 1.0, "variance_loss_weight": 0.2, "covariance_loss_weight": 1.0}
     terms = statistical_regularization(torch.tensor([[[1.0, 3.0]]]), torch.tensor([[0.0, 0.0]]),
                                        torch.tensor([[[1.0, 1.0]]]), torch.tensor([[2.0, 0.0]]), weights)
-    assert terms["variance"].item() == pytest.approx(0.99, abs=1e-6)
-    assert terms["covariance"].item() == pytest.approx(13.0, abs=1e-5)
-    assert terms["invariance"].item() == pytest.approx(2.0)
-    assert terms["reg_loss"].item() == pytest.approx(2.0 + 0.2 * 0.99 + 13.0, abs=1e-5)
+    # hand values, a few float32 operations each: ROUNDING of each value's magnitude
+    for name, value in (("variance", 0.99), ("covariance", 13.0), ("invariance", 2.0),
+                        ("reg_loss", 2.0 + 0.2 * 0.99 + 13.0)):
+        assert_close(terms[name], value, ROUNDING, name)
 
 
 def test_tensorboard_logging_does_not_load_tensorflow(tmp_path):

@@ -74,6 +74,8 @@ def test_two_process_gloo_replicas_match_checkpoint(tiny_config, tmp_path):
     assert sorted(tmp_path.glob('run/save_*.pkl')) == [tmp_path / 'run' / 'save_2.pkl']  # rank 0 only
     rows = (tmp_path / 'run' / 'log.txt').read_text().strip().splitlines()
     assert len(rows) == 3  # only rank 0 logs
+    # exact: every rank applies the same all-reduced gradients (the same bits) to the same weights,
+    # and the checkpoint is a save/load round trip
     for name, saved in zip('GED', (ckpt.G, ckpt.E, ckpt.D)):
         assert ranks[0][name].keys() == ranks[1][name].keys() == saved.keys()
         for key in saved:

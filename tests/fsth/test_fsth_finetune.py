@@ -10,6 +10,7 @@ from fsth.checkpoint import build_meta_networks, read_meta_checkpoint
 from fsth.finetune import LOG_COLUMNS, finetune, finetune_networks, main, plot_losses, video_frames
 from fsth.loss import Loss_EG_finetune
 from fsth.meta_train import meta_train
+from numerics import FORWARD, ROUNDING, assert_close
 
 
 @pytest.fixture(scope='module')
@@ -47,11 +48,14 @@ def test_initialisation_follows_the_original(checkpoint, ft_config, test_dataset
     G_meta, E, D_meta = build_meta_networks(ckpt)
     with torch.no_grad():
         e_mean = E.eval()(x, y).mean(0, keepdim=True)
-        torch.testing.assert_close(G.adain, (e_mean @ ckpt.G['P.weight'].t()).view(1, -1, 2))
-        torch.testing.assert_close(D.w, ckpt.D['w0'] + e_mean)
+        # the same E on the same batch, then one matrix product / one addition: ROUNDING
+        assert_close(G.adain, (e_mean @ ckpt.G['P.weight'].t()).view(1, -1, 2), ROUNDING, "adain")
+        assert_close(D.w, ckpt.D['w0'] + e_mean, ROUNDING, "w")
         G.eval()
         G_meta.eval()
-        torch.testing.assert_close(G(y[:1]), G_meta(y[:1], e_mean))  # same image before tuning
+        # same image before tuning: the whole generator, its AdaIN parameters computed once by
+        # the conversion or by G's own projection (another matrix product shape): FORWARD
+        assert_close(G(y[:1]), G_meta(y[:1], e_mean), FORWARD, "image")
     assert len(video_frames(test_dataset / 'person_a' / 'video')) == 6
 
 
@@ -71,6 +75,7 @@ def test_finetune_writes_images_and_lowers_the_loss(checkpoint, ft_config, test_
     rows = np.loadtxt(tmp_path / 'log.txt', delimiter=',', ndmin=2)
     assert rows.shape == (6 * 2, len(LOG_COLUMNS))  # 6 epochs x 2 batches of 2
     cnt = rows[:, LOG_COLUMNS.index('L_CNT')]
+    # measured 8% lower; runs on the avx2 and default kernel paths agree to the log's 4 decimals
     assert cnt[-3:].mean() < cnt[:3].mean()
     assert plot_losses(tmp_path / 'log.txt', tmp_path / 'losses.png').stat().st_size > 1000
     # the checkpoint is untouched: every person starts from the meta-trained weights

@@ -22,7 +22,9 @@ def test_reenacts_a_frame_folder_and_a_video(checkpoint, sample_data, tmp_path):
     assert [p.name for p in frames] == [f'{i:05d}.png' for i in range(6)]
     images = np.stack([read_image(p) for p in frames])
     assert images.shape == (6, 32, 32, 3) and images.std() > 1
-    assert not np.array_equal(images[0], images[-1])  # the driving landmarks move
+    # the driving landmarks move: measured 5.6 levels apart on average; the same landmarks would
+    # differ by no more than a level here and there (rounding of another batch's arithmetic)
+    assert np.abs(images[0].astype(int) - images[-1]).mean() > 1
     info = video_info(out / 'result.mp4')
     assert (info.frames, info.width, info.height) == (6, 32, 32)
     # a video as driving input: landmarks come from the dlib detector
