@@ -3,6 +3,8 @@ collected and listed at the end instead of stopping the run."""
 from __future__ import annotations
 
 import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable, Sequence
 
 from common.errors import InputError
@@ -27,6 +29,8 @@ def run_jobs(work: Callable, items: Sequence, workers: int, desc: str,
 
     `work` and `initializer` must be importable module-level functions: the pool spawns its
     processes, because a fork would copy torch's threads and any detector state of the parent.
+    A worker that dies (killed, out of memory) stops the run with an error instead of leaving
+    it waiting for results that never come, as `multiprocessing.Pool` would.
     """
     if workers < 1:
         raise InputError(f"--workers must be >= 1, got {workers}")
@@ -36,8 +40,13 @@ def run_jobs(work: Callable, items: Sequence, workers: int, desc: str,
             initializer(*initargs)
         outcomes = list(progress(map(_guarded, jobs), desc=desc, total=len(jobs)))
     else:
-        with multiprocessing.get_context("spawn").Pool(workers, initializer, initargs) as pool:
-            outcomes = list(progress(pool.imap(_guarded, jobs), desc=desc, total=len(jobs)))
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, context, initializer, initargs) as pool:
+            try:
+                outcomes = list(progress(pool.map(_guarded, jobs), desc=desc, total=len(jobs)))
+            except BrokenProcessPool:
+                raise RuntimeError(f"{desc}: a worker process died (killed or out of memory); "
+                                   "rerun, with fewer --workers if memory is short") from None
     results = [result for result, _ in outcomes]
     failures = [message for _, messages in outcomes for message in messages]
     report_failures(failures)
