@@ -276,6 +276,27 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
     return writer.path
 
 
+def mux_audio(result: str | os.PathLike, audio_source: str | os.PathLike) -> None:
+    """Copy the first audio stream of `audio_source` into the video `result`, in place (the video
+    stream is copied, not re-encoded)."""
+    import av
+
+    result = Path(result)
+    tmp = result.with_name(f".{result.stem}.audio{result.suffix}")
+    with av.open(str(audio_source)) as audio_in:
+        if not audio_in.streams.audio:
+            raise InputError(f"{audio_source}: no audio stream to copy")
+        with av.open(str(result)) as video_in, av.open(str(tmp), "w") as out:
+            video_out = out.add_stream_from_template(video_in.streams.video[0])
+            audio_out = out.add_stream_from_template(audio_in.streams.audio[0])
+            for stream, target in ((video_in.streams.video[0], video_out), (audio_in.streams.audio[0], audio_out)):
+                for packet in stream.container.demux(stream):
+                    if packet.dts is not None:  # the demuxer's final flush packet
+                        packet.stream = target
+                        out.mux(packet)
+    os.replace(tmp, result)
+
+
 def write_frames(folder: str | os.PathLike, frames: Iterable[np.ndarray], start: int = 0) -> list[Path]:
     """Lossless PNG sequence `folder/00000.png`, `00001.png`, ... numbered from `start`."""
     folder = Path(folder)

@@ -16,6 +16,7 @@ import time
 
 import torch
 
+from common.distributed import add_device_argument, resolve_device
 from fsrt.config import load_config
 from fsrt.model import FSRT, KPDetector, MultiScaleDiscriminator, pixel_grid
 from fsrt.trainer import FSRTTrainer
@@ -81,9 +82,9 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=1, help="frames decoded for the average")
     parser.add_argument("--batch", type=int, default=1, help="training batch per step")
     parser.add_argument("--phases", type=int, nargs="*", default=[1, 2, 3], help="training phases to time")
-    parser.add_argument("--cpu", action="store_true")
+    add_device_argument(parser)
     opt = parser.parse_args(argv)
-    device = "cuda" if torch.cuda.is_available() and not opt.cpu else "cpu"
+    device = resolve_device(opt.device).type
     cfg = load_config(opt.config)
     num_src, tcfg = cfg["data"]["num_src"], cfg["training"]
 

@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from torch import nn
 
+from common.distributed import unwrap
 from common.checkpoint import load_checkpoint, load_strict, save_checkpoint
 from common.errors import CheckpointMismatchError
 from fsrt.config import load_config
@@ -57,19 +57,15 @@ def load_fsrt(model: FSRT, path: str | os.PathLike) -> dict[str, Any]:
     return {key: value for key, value in content.items() if key not in FSRT_PARTS}
 
 
-def _unwrap(module):
-    return module.module if isinstance(module, (nn.DataParallel, nn.parallel.DistributedDataParallel)) else module
-
-
 def save_fsrt(path: str | os.PathLike, model: FSRT, **entries) -> Path:
     """Write the official layout atomically: scalar `entries` first, then the three FSRT state dicts,
     then the state dicts of any module/optimiser `entries` (e.g. optimizer=..., discriminator=...)."""
     stateful = {key: value for key, value in entries.items() if hasattr(value, "state_dict")}
     content = {key: value for key, value in entries.items() if key not in stateful}
     for part in FSRT_PARTS:
-        content[part] = _unwrap(getattr(model, part)).state_dict()
+        content[part] = unwrap(getattr(model, part)).state_dict()
     for key, value in stateful.items():
-        content[key] = _unwrap(value).state_dict()
+        content[key] = unwrap(value).state_dict()
     return save_checkpoint(content, path)
 
 

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from common.distributed import add_device_argument, resolve_device
 from common.errors import InputError, cli_main
 from common.image import to_uint8
 from common.landmarks import NUM_POINTS, LandmarkDetector
 from common.progress import get_logger, progress
 from common.video import iter_frames
-from fsrt.demo import hull_area, prepare
+from fsrt.animate import hull_area, prepare
 
 log = get_logger("fsrt.extract_keypoints")
 
@@ -43,7 +44,8 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", default="dlib", choices=("dlib", "face_alignment"),
                         help="landmark detector; face_alignment (the original's) needs local weights")
     parser.add_argument("--fan_weights", default=None, help="folder of the face_alignment weight files")
-    parser.add_argument("--cpu", action="store_true", help="run face_alignment on the CPU")
+    add_device_argument(parser)
+    parser.add_argument("--cpu", action="store_true", help="the original's flag: the same as --device cpu")
     opt = parser.parse_args(argv)
 
     folder_in, folder_out = Path(opt.folder_in), Path(opt.folder_out)
@@ -52,9 +54,7 @@ def main(argv=None) -> int:
     videos = sorted(folder_in.glob("*.mp4"))
     if not videos:
         raise InputError(f"{folder_in}: holds no .mp4 videos")
-    import torch
-
-    device = "cuda" if torch.cuda.is_available() and not opt.cpu else "cpu"
+    device = str(resolve_device("cpu" if opt.cpu else opt.device))
     detector = LandmarkDetector(opt.backend, device=device, flip_input=False, weights_dir=opt.fan_weights)
     folder_out.mkdir(parents=True, exist_ok=True)
     for video in videos:

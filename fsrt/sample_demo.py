@@ -23,12 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.errors import InputError, cli_main
+from common.errors import cli_main
 from common.image import read_image, tensor_to_image, to_uint8, write_image
 from common.progress import get_logger, progress
-from common.sample import add_sample_arguments, require, sample_fps, sample_frames
+from common.sample import require, sample_fps, sample_frames
+from common.sample_demo import add_demo_arguments, check_demo_arguments, time_boxed_fit, write_readme
 from common.video import VideoWriter, write_frames
-from fsrt import demo
+from fsrt import animate
 
 log = get_logger("fsrt.sample_demo")
 
@@ -70,7 +71,7 @@ def training_set(sample: Path, root: Path, size: int) -> dict:
     train = root / "data" / "train" / name
     train.mkdir(parents=True)
     for i, frame in enumerate(frames):
-        write_image(train / f"{i:05d}.png", to_uint8(demo.prepare(read_image(frame.image), size)))
+        write_image(train / f"{i:05d}.png", to_uint8(animate.prepare(read_image(frame.image), size)))
     # validation never runs (validate_every 0) but the trainer builds the val set
     shutil.copytree(train, root / "data" / "val" / name)
     side = read_image(frames[0].image).shape[0]
@@ -118,19 +119,13 @@ def quick_fit(sample: Path, work: Path, steps: int, max_seconds: float, seed: in
     data = training_set(sample, work, QUICK_SIZE)
     cfg = quick_config(data)
     detector = quick_detector(seed)
-    run = work / "run"
-    # a short first call measures the step time; the second continues (resume is exact) with as
-    # many steps as fit in the time left, so --max_seconds holds without touching train()
-    done, rows = 0, []
-    while done < steps:
-        budget = max_seconds - (time.perf_counter() - start)
-        if done and budget <= 0:
-            break
-        target = min(steps, 10) if not done else \
-            min(steps, done + max(1, int(budget / ((time.perf_counter() - start) / done))))
-        rows += train(cfg, run, kp_detector=detector, max_it=target, frame_size=QUICK_SIZE, seed=seed,
-                      show_progress=None, device="cpu")
-        done = target
+    run, rows = work / "run", []
+
+    def train_until(target: int) -> None:  # resumes from run/model.pt
+        rows.extend(train(cfg, run, kp_detector=detector, max_it=target, frame_size=QUICK_SIZE, seed=seed,
+                          show_progress=None, device="cpu"))
+
+    done, _ = time_boxed_fit(train_until, steps, max_seconds - (time.perf_counter() - start))
     log.info("quick fit: %d steps in %.0f s", done, time.perf_counter() - start)
     model = FSRT(**QUICK_MODEL)
     load_fsrt(model, run / "model.pt")
@@ -143,19 +138,19 @@ def reenact(model, detector, sample: Path, out: Path, size: int, max_frames: int
             batch_size: int = 4, max_num_pixels: int = 8192) -> list[Path]:
     """Animate source.png with driving/ as fsrt.demo --relative --adapt_scale (motion measured from
     driving frame 0); writes OUT/frames/*.png and OUT/result.mp4 ([driving | result])."""
-    driving = [demo.prepare(read_image(frame.image), size) for frame in sample_frames(sample)[1:][:max_frames]]
-    source = demo.to_tensor([demo.prepare(read_image(sample / "source.png"), size)])
-    z, kp_source = demo.encode_sources(model, detector, source)
-    codes = [demo.drive_codes(model, detector, demo.to_tensor(batch)) for batch in demo.batches(driving, batch_size)]
+    driving = [animate.prepare(read_image(frame.image), size) for frame in sample_frames(sample)[1:][:max_frames]]
+    source = animate.to_tensor([animate.prepare(read_image(sample / "source.png"), size)])
+    z, kp_source = animate.encode_sources(model, detector, source)
+    codes = [animate.drive_codes(model, detector, animate.to_tensor(batch)) for batch in animate.batches(driving, batch_size)]
     kp, expression = (torch.cat(parts) for parts in zip(*codes))
-    kp = demo.transfer_motion(kp, kp_source[0], kp[0], relative=True, adapt_scale=True)
+    kp = animate.transfer_motion(kp, kp_source[0], kp[0], relative=True, adapt_scale=True)
     if (out / "frames").exists():
         shutil.rmtree(out / "frames")
     written = []
     with VideoWriter(out / "result.mp4", fps=sample_fps(sample)) as writer:
         for start in progress(range(0, len(kp), batch_size), desc="rendering", total=-(-len(kp) // batch_size)):
             stop = start + batch_size
-            results = tensor_to_image(demo.render(model, z, kp[start:stop], expression[start:stop], size, size,
+            results = tensor_to_image(animate.render(model, z, kp[start:stop], expression[start:stop], size, size,
                                                   max_num_pixels))
             for frame, result in zip(driving[start:stop], results):
                 writer.write(np.concatenate([to_uint8(frame), result], axis=1))
@@ -166,17 +161,11 @@ def reenact(model, detector, sample: Path, out: Path, size: int, max_frames: int
 # ------------------------------------------------------------------------------------- command
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m fsrt.sample_demo", description=__doc__.split("\n")[0])
-    add_sample_arguments(parser)
-    parser.add_argument("--checkpoint", type=Path, help="official FSRT checkpoint (vox256.pt); "
-                                                        "without it a quick fit on the sample is run")
+    add_demo_arguments(parser, steps=1000, max_seconds=40.0, checkpoint_help="official FSRT checkpoint (vox256.pt)")
     parser.add_argument("--kp_checkpoint", type=Path, default=None,
                         help="keypoint detector checkpoint (default checkpoints/fsrt/kp_detector.pt)")
     parser.add_argument("--config", default="vox256", help="config of --checkpoint (default vox256)")
     parser.add_argument("--frames", type=int, default=None, help="animate only the first N driving frames")
-    parser.add_argument("--steps", type=int, default=1000, help="quick fit: at most this many iterations (default 1000)")
-    parser.add_argument("--max_seconds", type=float, default=40.0,
-                        help="quick fit: stop training after about this many seconds (default 40)")
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.frames is not None and args.frames < 1:
         parser.error("--frames must be at least 1")
@@ -192,16 +181,12 @@ def main(argv=None) -> int:
         from fsrt.checkpoint import DEFAULT_KP_DETECTOR, load_pretrained
 
         kp_checkpoint = args.kp_checkpoint or DEFAULT_KP_DETECTOR
-        for path in (args.checkpoint, kp_checkpoint):
-            if not Path(path).is_file():
-                raise InputError(f"{path} not found (the official checkpoints: see fsrt/README.md)")
         detector, model = load_pretrained(args.config, args.checkpoint, kp_checkpoint, "cpu")
-        size = demo.SIZE  # the released models are trained at 256 px only
+        size = animate.SIZE  # the released models are trained at 256 px only
         label = CHECKPOINT_LABEL.format(checkpoint=args.checkpoint, config=args.config,
                                         kp_checkpoint=kp_checkpoint, size=size)
     else:
-        if args.steps < 1:
-            raise InputError(f"--steps must be at least 1, got {args.steps}")
+        check_demo_arguments(args)
         with tempfile.TemporaryDirectory(prefix="fsrt_sample_demo_") as work:
             model, detector, steps, seconds, count, mse = quick_fit(args.sample, Path(work), args.steps,
                                                                     args.max_seconds, args.seed)
@@ -210,11 +195,8 @@ def main(argv=None) -> int:
                                    seconds=seconds, count=count, mse=mse)
     start = time.perf_counter()
     written = reenact(model, detector, args.sample, args.out, size, args.frames)
-    text = (f"{label}\nsource: {args.sample / 'source.png'}\ndriving: {args.sample / 'driving'}\n"
-            f"{len(written)} frames ({time.perf_counter() - start:.0f} s to animate) -> {args.out / 'frames'}, "
-            f"{args.out / 'result.mp4'}\n")
-    (args.out / "README.txt").write_text(text)
-    print(text, end="")
+    write_readme(args.out, label, args.sample, f"{len(written)} frames ({time.perf_counter() - start:.0f} s to "
+                                                f"animate) -> {args.out / 'frames'}, {args.out / 'result.mp4'}")
     return 0
 
 

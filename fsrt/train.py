@@ -7,20 +7,17 @@ step and the data stream a function of (seed, step, rank).
 from __future__ import annotations
 
 import argparse
-import csv
-import os
-import sys
 import time
-import types
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
 
+from common import distributed
 from common.checkpoint import load_strict
 from common.errors import InputError, cli_main
 from common.progress import get_logger, progress
+from common.runlog import RunLog
 from fsrt.checkpoint import DEFAULT_KP_DETECTOR, load_fsrt, load_kp_detector, save_fsrt
 from fsrt.config import load_config, resolve_config
 from fsrt.data import StepSampler, get_dataset
@@ -39,27 +36,10 @@ def learning_rate(it: int, warmup: int, decay_it: int) -> float:
     return PEAK_LR * DECAY_RATE ** ((it - warmup) / decay_it)
 
 
-def resolve_device(name: torch.device | str | None = None) -> torch.device:
-    """cpu, cuda or cuda:N. No name, or a bare cuda, means this process's GPU (`LOCAL_RANK` under
-    torchrun); no name and no GPU means the CPU."""
-    if name is None and not torch.cuda.is_available():
-        return torch.device("cpu")
-    device = torch.device(name or "cuda")
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return device
-
-
 def _loader(dataset, batch_size: int, start: int, rank: int, world: int, workers: int, device: torch.device):
     sampler = StepSampler(len(dataset), batch_size, start, rank, world)
     return iter(torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                                             persistent_workers=workers > 0, pin_memory=device.type == "cuda"))
-
-
-def _wrap(module, world: int, device: torch.device):
-    if world == 1:
-        return module
-    return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def describe(model: FSRT) -> str:
@@ -75,13 +55,15 @@ def train(config, out_dir, kp_detector: KPDetector | None = None, kp_checkpoint=
           evaluate_now: bool = False, visualize_now: bool = False) -> list[dict]:
     """Run (or resume) training into `out_dir`; returns the logged rows of this process's steps.
 
-    `device` goes through `resolve_device`; `evaluate_now` / `visualize_now` validate or write
-    the visualisations before the first step as well (the original's --evalnow / --visnow).
+    `device` goes through `common.distributed.resolve_device`; under torchrun the process group
+    must be joined first (`common.distributed.start`, as `main` does). `evaluate_now` /
+    `visualize_now` validate or write the visualisations before the first step as well (the
+    original's --evalnow / --visnow).
     """
     cfg = load_config(config)
-    device = resolve_device(device)
+    process = distributed.current(device)
+    device, rank, world = process.device, process.rank, process.world
     tcfg = cfg["training"]
-    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     out_dir = Path(out_dir)
     max_it = tcfg["max_it"] if max_it is None else max_it
     if tcfg["model_selection_mode"] not in ("maximize", "minimize"):
@@ -103,9 +85,8 @@ def train(config, out_dir, kp_detector: KPDetector | None = None, kp_checkpoint=
     if vgg is not None and sum(tcfg["perceptual_loss_weight"]) > 0:
         from common.vgg.torch_vgg import PerceptualLoss
         perceptual = PerceptualLoss(vgg, layer_weights=tcfg["perceptual_loss_weight"]).to(device)
-    trainer = FSRTTrainer(cfg, *(_wrap(m, world, device) for m in (model.encoder, model.decoder,
-                                                                   model.expression_encoder)),
-                          detector, _wrap(disc, world, device) if disc is not None else None, perceptual,
+    trainer = FSRTTrainer(cfg, *(process.wrap(m) for m in (model.encoder, model.decoder, model.expression_encoder)),
+                          detector, process.wrap(disc) if disc is not None else None, perceptual,
                           seed=seed + rank, device=device)
     if rank == 0:
         counts = [sum(p.numel() for p in part.parameters()) for part in (model.encoder, model.decoder)]
@@ -131,7 +112,7 @@ def train(config, out_dir, kp_detector: KPDetector | None = None, kp_checkpoint=
     train_set = get_dataset("train", cfg["data"], phase1=phase1, **data_kwargs)
     val_set = get_dataset("val", cfg["data"], phase1=False, **data_kwargs)
     batches = _loader(train_set, batch_size, it, rank, world, tcfg["num_workers"], device)
-    writer = _writers(out_dir) if rank == 0 else None
+    writer = RunLog(out_dir) if rank == 0 else None
     visuals: dict[str, dict] = {}  # the fixed samples, read at the first visualisation
     # pixels per decoder call for the visualisations: the original's training budget per process
     vis_chunk = max(1, cfg["data"]["num_pixels"] * tcfg["batch_size"] // (NUM_VISUALIZED * world))
@@ -218,34 +199,6 @@ def validate(trainer: FSRTTrainer, dataset, rank: int, world: int, seed: int) ->
     return {k: (totals[i] / totals[-1]).item() for i, k in enumerate(keys)}
 
 
-class _writers:
-    """`log.csv` (appended on resume) plus TensorBoard event files in the run directory."""
-
-    def __init__(self, out_dir: Path):
-        # TensorBoard's own switch to its TF-free stub, which writes the same event files; without
-        # it the writer imports TensorFlow whenever it is installed (seconds, and a torch process).
-        sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
-        from torch.utils.tensorboard import SummaryWriter
-
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self.csv_path = out_dir / "log.csv"
-        self.tb = SummaryWriter(str(out_dir / "tensorboard"))
-
-    def scalars(self, split: str, it: int, values: dict):
-        new = not self.csv_path.exists()
-        with self.csv_path.open("a", newline="") as handle:
-            writer = csv.writer(handle)
-            if new:
-                writer.writerow(["split", "it", "name", "value"])
-            for name, value in values.items():
-                if name != "it":
-                    writer.writerow([split, it, name, value])
-                    self.tb.add_scalar(f"{split}/{name}", value, it)
-
-    def close(self):
-        self.tb.close()
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config", help="config file or bundled name (runs/vox256.yaml)")
@@ -255,29 +208,24 @@ def main(argv=None) -> int:
     parser.add_argument("--vgg", help="VGG19 weights for the perceptual loss (python -m tools.convert_vgg)")
     parser.add_argument("--frame-size", type=int, default=256, dest="frame_size")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: this process's GPU, else the CPU)")
+    distributed.add_device_argument(parser)
     parser.add_argument("--evalnow", action="store_true", help="also validate before the first step")
     parser.add_argument("--visnow", action="store_true", help="also write the visualisations before the first step")
     parser.add_argument("--print-model", action="store_true", dest="print_model",
                         help="print the model and every parameter's shape and size, then train")
     args = parser.parse_args(argv)
     out = Path(args.out or Path("output/fsrt") / resolve_config(args.config).stem)
-    device = resolve_device(args.device)
-    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    if not dist.is_initialized() or dist.get_rank() == 0:
+    process = distributed.start(args.device)
+    if process.is_main:
         print(f"run directory: {out}", flush=True)
-    if args.print_model and (not dist.is_initialized() or dist.get_rank() == 0):
-        print(describe(FSRT(**load_config(args.config)["model"])), flush=True)
+        if args.print_model:
+            print(describe(FSRT(**load_config(args.config)["model"])), flush=True)
     try:
         train(args.config, out, kp_checkpoint=args.kp_checkpoint, vgg=args.vgg, max_it=args.exit_after,
-              frame_size=args.frame_size, seed=args.seed, device=device, evaluate_now=args.evalnow,
+              frame_size=args.frame_size, seed=args.seed, device=process.device, evaluate_now=args.evalnow,
               visualize_now=args.visnow)
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        distributed.stop()
     return 0
 
 

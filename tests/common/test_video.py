@@ -229,3 +229,25 @@ def test_bad_frames_name_the_file(tmp_path, clip):
     with pytest.raises(InputError, match="a.xyz: no video format is known for suffix '.xyz'"):
         video.write_video(tmp_path / "a.xyz", clip[:1])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_mux_audio_copies_the_sound_and_keeps_the_pictures(tmp_path):
+    import av
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    talking = tmp_path / "talking.mp4"
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=10",
+                    "-f", "lavfi", "-i", "sine=frequency=440", "-t", "1", "-shortest", "-pix_fmt", "yuv420p",
+                    str(talking)], check=True)
+    frames = [np.full((64, 64, 3), 20 * i, np.uint8) for i in range(10)]
+    result = video.write_video(tmp_path / "result.mp4", frames, fps=10)
+    before = video.read_video(result)
+    video.mux_audio(result, talking)
+    with av.open(str(result)) as container:
+        assert len(container.streams.audio) == 1 and container.streams.audio[0].codec_context.sample_rate == 44100
+    # the video packets are copied, not re-encoded: the same decoder gives the same pixels
+    np.testing.assert_array_equal(video.read_video(result), before)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    silent = video.write_video(tmp_path / "silent.mp4", frames, fps=10)
+    with pytest.raises(InputError, match="silent.mp4: no audio stream to copy"):
+        video.mux_audio(result, silent)

@@ -1,7 +1,7 @@
 """`python -m fsrt.demo` end to end on the sample data with a small random FSRT, its fast path
 against a plain per-frame path, and its one-line errors.
 
-The demo runs at `fsrt.demo.SIZE`; the tests lower it to 128 (the smallest size the keypoint
+The demo runs at `fsrt.animate.SIZE`; the tests lower it to 128 (the smallest size the keypoint
 detector's hourglass takes) because the decoder's fixed widths make a 256x256 frame cost
 seconds on a CPU. Nothing in the demo depends on the size otherwise.
 """
@@ -16,7 +16,7 @@ from numerics import FORWARD, ROUNDING, assert_close
 from common.errors import InputError
 from common.image import read_image
 from common.video import read_video, video_info, write_video
-from fsrt import demo
+from fsrt import animate, demo
 from fsrt.checkpoint import load_pretrained
 from fsrt.model import pixel_grid
 
@@ -40,7 +40,7 @@ def ckpt(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def small_frames(monkeypatch):
-    monkeypatch.setattr(demo, "SIZE", SIZE)
+    monkeypatch.setattr(animate, "SIZE", SIZE)
 
 
 def psnr(a, b) -> float:
@@ -61,7 +61,7 @@ def run_demo(ckpt, sample, out, *extra):
 def absolute(ckpt, sample, tmp_path_factory):
     out = tmp_path_factory.mktemp("absolute")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(demo, "SIZE", SIZE)
+        patch.setattr(animate, "SIZE", SIZE)
         run_demo(ckpt, sample, out / "result.mp4", "--result_frames", str(out / "frames"),
                  "--source_image", str(sample / "source_2.png"))
     return out
@@ -83,7 +83,7 @@ def test_result_frames_are_the_right_half_of_the_video(absolute, sample):
     for i, png in enumerate(pngs):
         result = read_image(png)
         assert result.shape == (SIZE, SIZE, 3)
-        driving = demo.prepare(read_image(sample / "driving" / f"{i:05d}.png")) * 255
+        driving = animate.prepare(read_image(sample / "driving" / f"{i:05d}.png")) * 255
         assert psnr(video[i, :, SIZE:], result) > 35
         assert psnr(video[i, :, :SIZE], driving) > 30
 
@@ -113,7 +113,7 @@ def test_fast_path_equals_plain_per_frame_path(loaded):
     generator = torch.Generator().manual_seed(0)
     sources = torch.rand(2, 3, SIZE, SIZE, generator=generator)
     driving = torch.rand(2, 3, SIZE, SIZE, generator=generator)
-    fast = demo.animate(model, detector, sources, driving, relative=True, adapt_scale=True, anchor=1,
+    fast = animate.animate(model, detector, sources, driving, relative=True, adapt_scale=True, anchor=1,
                         batch_size=2, max_num_pixels=3000)  # ragged chunks
 
     with torch.no_grad():
@@ -124,7 +124,7 @@ def test_fast_path_equals_plain_per_frame_path(loaded):
         for frame in driving:
             z = model.encoder(sources[None], kp_src[None], pixel_grid(SIZE, SIZE), exp_src[None])
             kp, expression = model.keypoints_and_expression(detector, frame[None])
-            kp = demo.transfer_motion(kp, kp_src[0], kp_anchor[0], relative=True, adapt_scale=True)
+            kp = animate.transfer_motion(kp, kp_src[0], kp_anchor[0], relative=True, adapt_scale=True)
             rgb = model.decoder(z, grid, kp[:, None].expand(-1, grid.shape[1], -1, -1), expression)
             plain.append(rgb.view(SIZE, SIZE, 3).permute(2, 0, 1).clamp(0, 1))
     # the whole decoder in other batch and chunk shapes (other matrix-product blockings): FORWARD,
@@ -136,10 +136,10 @@ def test_fast_path_equals_plain_per_frame_path(loaded):
 def test_transfer_motion_modes():
     driving = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], [[0.1, 0.1], [1.1, 0.1], [0.1, 1.1]]])
     source = driving[0] * 2  # four times the hull area of the anchor
-    assert demo.transfer_motion(driving, source, driving[0]) is driving
+    assert animate.transfer_motion(driving, source, driving[0]) is driving
     # hand values: a float32 add or two, so ROUNDING of the coordinates' magnitude (2.2)
-    assert_close(demo.transfer_motion(driving, source, driving[0], relative=True)[1], source + 0.1, ROUNDING)
-    scaled = demo.transfer_motion(driving, source, driving[0], relative=True, adapt_scale=True)
+    assert_close(animate.transfer_motion(driving, source, driving[0], relative=True)[1], source + 0.1, ROUNDING)
+    scaled = animate.transfer_motion(driving, source, driving[0], relative=True, adapt_scale=True)
     assert_close(scaled[1], source + 0.2, ROUNDING)
 
 
@@ -147,17 +147,17 @@ def test_coincident_or_collinear_points_span_no_area():
     """Detectors may return coincident points (dlib's are whole pixels) or, degenerate, all on one
     line: the hull area is 0 then, not a Qhull error, and what needs an area says so in one line."""
     triangle = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [1.0, 0.0]])  # with repeats
-    assert demo.hull_area(triangle) == 0.5
+    assert animate.hull_area(triangle) == 0.5
     same = np.full((10, 2), 0.25)
     line = np.stack([np.linspace(-1, 1, 10), np.linspace(-0.5, 0.5, 10)], axis=1)
-    assert demo.hull_area(same) == demo.hull_area(line) == 0.0
+    assert animate.hull_area(same) == animate.hull_area(line) == 0.0
 
     kp = torch.from_numpy(np.stack([triangle, triangle + 0.1])).float()
     flat = torch.from_numpy(same).float()[:5]
-    assert_close(demo.transfer_motion(kp, flat, kp[0], relative=True), flat + kp - kp[0], ROUNDING)
+    assert_close(animate.transfer_motion(kp, flat, kp[0], relative=True), flat + kp - kp[0], ROUNDING)
     for source, anchor, which in ((flat, kp[0], "source image"), (kp[0], flat, "anchor driving frame")):
         with pytest.raises(InputError, match=f"--adapt_scale: the keypoints of the {which} span no area"):
-            demo.transfer_motion(kp, source, anchor, relative=True, adapt_scale=True)
+            animate.transfer_motion(kp, source, anchor, relative=True, adapt_scale=True)
 
 
 class _Landmarks:
@@ -176,11 +176,11 @@ def test_best_frame_skips_landmarks_that_span_no_area():
     coincident, collinear = np.full((68, 2), 120.0), np.stack([np.arange(68.0)] * 2, axis=1)
     moved = face * 0.5 + 30  # the source's face, smaller and shifted: distance 0
     other = face[::-1].copy()
-    assert demo.best_frame(frame, [frame] * 4, _Landmarks(face, other, coincident, moved, collinear)) == 2
+    assert animate.best_frame(frame, [frame] * 4, _Landmarks(face, other, coincident, moved, collinear)) == 2
     with pytest.raises(InputError, match="source image: the detected landmarks span no area"):
-        demo.best_frame(frame, [frame], _Landmarks(coincident, face))
+        animate.best_frame(frame, [frame], _Landmarks(coincident, face))
     with pytest.raises(InputError, match="no driving frame has landmarks that span an area"):
-        demo.best_frame(frame, [frame] * 2, _Landmarks(face, coincident, collinear))
+        animate.best_frame(frame, [frame] * 2, _Landmarks(face, coincident, collinear))
 
 
 # ------------------------------------------------------------------------------------ errors

@@ -13,7 +13,8 @@ from fsrt_testlib import small_checkpoints
 
 from common.image import read_image
 from common.video import video_info
-from fsrt import demo, sample_demo
+from fsrt import animate, sample_demo
+from fsrt.checkpoint import load_pretrained
 from numerics import FORWARD
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,7 +55,7 @@ def test_quick_fit_writes_every_frame_and_says_so(sample, tmp_path):
 
 def test_checkpoint_is_used_as_fsrt_demo_does(sample, tmp_path, monkeypatch, capsys):
     ckpt = small_checkpoints(tmp_path / "ckpt")
-    monkeypatch.setattr(demo, "SIZE", 128)  # the small model is fast enough at 128 px only
+    monkeypatch.setattr(animate, "SIZE", 128)  # the small model is fast enough at 128 px only
     out = tmp_path / "out"
     sample_demo.main(["--sample", str(sample), "--out", str(out), "--checkpoint", str(ckpt["checkpoint"]),
                       "--kp_checkpoint", str(ckpt["kp_checkpoint"]), "--config", str(ckpt["config"]),
@@ -64,10 +65,10 @@ def test_checkpoint_is_used_as_fsrt_demo_does(sample, tmp_path, monkeypatch, cap
     assert f"checkpoint {ckpt['checkpoint']}" in readme and "QUICK FIT" not in readme
     assert readme in capsys.readouterr().out
     # the same frames as fsrt.demo's own pipeline with --relative --adapt_scale from frame 0
-    detector, model = demo.load_pretrained(ckpt["config"], ckpt["checkpoint"], ckpt["kp_checkpoint"])
-    source = demo.to_tensor([demo.prepare(read_image(sample / "source.png"))])
-    driving = demo.to_tensor([demo.prepare(read_image(sample / "driving" / f"{i:05d}.png")) for i in range(2)])
-    expected = demo.animate(model, detector, source, driving, relative=True, adapt_scale=True)
+    detector, model = load_pretrained(ckpt["config"], ckpt["checkpoint"], ckpt["kp_checkpoint"])
+    source = animate.to_tensor([animate.prepare(read_image(sample / "source.png"))])
+    driving = animate.to_tensor([animate.prepare(read_image(sample / "driving" / f"{i:05d}.png")) for i in range(2)])
+    expected = animate.animate(model, detector, source, driving, relative=True, adapt_scale=True)
     got = np.stack([read_image(p) for p in frames]).astype(np.float32) / 255
     # PNG frames round to 1/255; sample_demo batches the frames as fsrt.demo.main, not as animate,
     # so the [0, 1] values may differ by a network's rounding (FORWARD) before that
