@@ -2,11 +2,14 @@
 
 `tensorflow` and the `tfrecord` package cannot be imported in one process, so the suite runs
 twice (see the Makefile): FR_TEST_SIDE=torch collects everything except TensorFlow-side test
-files, FR_TEST_SIDE=tf collects only those. TensorFlow-side files are `tests/lsr/**` and any
-`test_*_tf.py`. Unset, both sides are collected (fine for a single file or directory).
+files, FR_TEST_SIDE=tf collects only those. TensorFlow-side files are listed by glob in
+pyproject.toml (`tf_test_files`): a TensorFlow package adds its test folder there. The choice is
+made per file, before it is imported, since importing it would already load the framework.
+Unset, both sides are collected (fine for a single file or directory).
 """
 from __future__ import annotations
 
+import fnmatch
 import os
 from pathlib import Path
 
@@ -15,16 +18,23 @@ import pytest
 _SIDE = os.environ.get("FR_TEST_SIDE", "")
 
 
-def _is_tf_file(path: Path) -> bool:
-    return path.name.endswith("_tf.py") or "lsr" in path.relative_to(Path(__file__).parent).parts
+def pytest_addoption(parser):
+    parser.addini("tf_test_files", type="linelist",
+                  help="fnmatch patterns (a * also crosses folders) of the TensorFlow-side test files, "
+                       "relative to the root folder")
+
+
+def _is_tf_file(path: Path, config) -> bool:
+    relative = path.relative_to(config.rootpath).as_posix()
+    return any(fnmatch.fnmatchcase(relative, pattern) for pattern in config.getini("tf_test_files"))
 
 
 def pytest_ignore_collect(collection_path: Path, config):
     if collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
         return None
-    if _SIDE == "torch" and _is_tf_file(collection_path):
+    if _SIDE == "torch" and _is_tf_file(collection_path, config):
         return True
-    if _SIDE == "tf" and not _is_tf_file(collection_path):
+    if _SIDE == "tf" and not _is_tf_file(collection_path, config):
         return True
     return None
 
