@@ -40,12 +40,20 @@ def pytest_ignore_collect(collection_path: Path, config):
 
 
 def pytest_collection_modifyitems(config, items):
-    if os.environ.get("RUN_SLOW") == "1":
-        return
     skip_slow = pytest.mark.skip(reason="slow; set RUN_SLOW=1 to run")
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA device")
     for item in items:
-        if "slow" in item.keywords:
+        if "slow" in item.keywords and os.environ.get("RUN_SLOW") != "1":
             item.add_marker(skip_slow)
+        if "gpu" in item.keywords and not _has_cuda():
+            item.add_marker(skip_gpu)
+
+
+def _has_cuda() -> bool:
+    """Asked only when a gpu-marked test is collected (torch side), so TensorFlow runs never import torch."""
+    import torch
+
+    return torch.cuda.is_available()
 
 
 @pytest.fixture(scope="session")
