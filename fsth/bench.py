@@ -1,6 +1,6 @@
 """Speed and memory of the full-size FSTH networks at 256 x 256 with random weights.
 
-    python -m fsth.bench [--steps 3] [--device cpu|cuda]
+    python -m fsth.bench [--steps 3] [--device cpu|cuda|cuda:N]
 
 Prints ms per generated frame of G (batch 1 and 8), seconds per meta-training iteration
 (batch 1, T = 8, VGG19 + VGGFace content loss with random weights) and the peak memory.
@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from common.distributed import add_device_argument, resolve_device
+from common.errors import cli_main
 from common.vgg.torch_vgg import VGGFeatures
 from fsth.config import DEFAULTS
 from fsth.loss import Loss_EG_meta
@@ -83,12 +85,13 @@ def bench(steps: int, device: torch.device) -> list[tuple[str, float, str]]:
     return rows
 
 
+@cli_main
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog='python -m fsth.bench', description=__doc__.split('\n')[0])
     parser.add_argument('--steps', type=int, default=3, help='timed repeats after one warm-up')
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    add_device_argument(parser)
     args = parser.parse_args(argv)
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     rows = bench(args.steps, device)
     print(f'fsth at 256 x 256, {device}, torch {torch.__version__}, {torch.get_num_threads()} threads')
     for name, value, unit in rows:

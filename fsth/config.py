@@ -7,13 +7,15 @@ InstanceNorm2d(affine), ('A',) self-attention. As in the original, anything afte
 network's `layers`, so 'I' and 'A' take an index in the state-dict keys too.
 
 The original's dataset and VGG paths pointed at its author's machine; here they default to None
-and must be given. Its `gpu_id` has no equivalent: pick devices with CUDA_VISIBLE_DEVICES/torchrun.
+and must be given. Its `gpu_id` has no equivalent: every command takes `--device` (default: this
+process's GPU, else the CPU; `common.distributed`), and torchrun gives each process its own GPU.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 from common.config import load_config as _load_yaml_config, merge_config
 from common.errors import InputError
@@ -122,6 +124,20 @@ def parse_layer_config(layer_config: Sequence[Sequence], input_dim: int,
         specs.append(LayerSpec(kind, channels, out_channels, kernel_size, scale[0] if scale else None))
         channels = out_channels
     return specs
+
+
+def plain(value):
+    """Tuples -> lists, recursively, for YAML and checkpoints (layer strings are tuples)."""
+    return [plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def write_config(cfg: Mapping[str, Any], path: str | os.PathLike) -> Path:
+    """`cfg` as YAML (keys in their order, tuples as lists): a run folder's config.yaml."""
+    import yaml
+
+    path = Path(path)
+    path.write_text(yaml.safe_dump({k: plain(v) for k, v in cfg.items()}, sort_keys=False))
+    return path
 
 
 def load_config(path: str | os.PathLike | None = None, **overrides) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Fine-tuning of G and D on a few frames of each test person, as the original `finetune.py`.
 
-    python -m fsth.finetune save_N.pkl [--subject DIR ...] [--test_dataset DIR] [--config my.yaml]
+    python -m fsth.finetune save_N.pkl [--subject DIR ...] [--test_dataset DIR] [--config my.yaml] [--device cpu]
 
 People are the folders of `test_dataset` (or the `--subject` folders), laid out
 `<person>/<video>/<clip>/<frame>` as the VoxCeleb1 frame tree (frames directly in `<video>/` are
@@ -27,15 +27,15 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from common.checkpoint import load_strict
+from common.distributed import add_device_argument, resolve_device
 from common.errors import InputError, cli_main
 from common.image import image_to_tensor, list_images, read_image, tensor_to_image, write_image
 from common.landmarks import LandmarkDetector, load_landmarks
 from common.progress import get_logger, progress
 from fsth.checkpoint import MetaCheckpoint, read_meta_checkpoint, to_finetune_state
-from fsth.config import load_config
+from fsth.config import load_config, write_config
 from fsth.dataset import find_landmarks, landmark_image
 from fsth.loss import Loss_DSC, Loss_EG_finetune
-from fsth.meta_train import _plain
 from fsth.network import Embedder, FinetuneDiscriminator, FinetuneGenerator
 
 LOG_COLUMNS = ('person', 'epoch', 'step', 'L_VGG19', 'L_VGGFace', 'L_CNT', 'L_ADV', 'L_FM', 'L_EG',
@@ -139,18 +139,19 @@ def finetune_step(G, D, L_EG, optim_G, optim_D, x, y) -> dict[str, float]:
 
 def finetune(ckpt: MetaCheckpoint, cfg: Mapping[str, Any], people: Sequence[Path], run_dir: str | os.PathLike,
              drivers: Sequence[Path] | None = None, L_EG: Loss_EG_finetune | None = None, seed: int = 0,
-             landmark_backend: str = 'dlib') -> list[Path]:
+             landmark_backend: str = 'dlib', device=None) -> list[Path]:
     """Fine-tune on every person of `people` in turn; the driving frame comes from another person
     of `drivers` (default `people`). Returns the o_<i>.jpg paths.
 
     `L_EG` defaults to `Loss_EG_finetune.from_config(cfg)`; `seed` fixes frames, order and init.
+    `device`: cpu, cuda, cuda:N or a torch.device (default: this process's GPU, else the CPU).
     """
     drivers = list(drivers or people)
     if not people:
         raise InputError('no people to fine-tune on')
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    device = resolve_device(device)
     rng = random.Random(seed)
     torch.manual_seed(seed)
     # every person's frames are drawn first, so a data problem shows before the VGG files load
@@ -243,16 +244,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='detector for frames without a .npy (the original used face_alignment)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--trust_pickle', action='store_true', help='allow pickled objects in the checkpoint')
+    add_device_argument(parser)
     return parser.parse_args(argv)
 
 
 @cli_main
 def main(argv=None) -> None:
-    import yaml
-
     args = parse_args(argv)
     overrides = {k: getattr(args, k) for k in ('test_dataset', 'vgg19_weight_file', 'vggface_weight_file',
                                                'finetune_epoch') if getattr(args, k) is not None}
+    device = resolve_device(args.device)
     ckpt = read_meta_checkpoint(args.pretrained, args.trust_pickle)
     cfg = load_config(args.config, **{**(ckpt.config or {}), **overrides})
     drivers = _people(Path(cfg['test_dataset'])) if cfg['test_dataset'] else []
@@ -264,9 +265,9 @@ def main(argv=None) -> None:
             raise InputError(f"{person}: subject folder not found")
     run_dir = args.output_dir / datetime.now().strftime('%Y%m%d_%H%M_finetune')
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / 'config.yaml').write_text(yaml.safe_dump({k: _plain(v) for k, v in cfg.items()}, sort_keys=False))
+    write_config(cfg, run_dir / 'config.yaml')
     written = finetune(ckpt, cfg, people, run_dir, list(people) + [d for d in drivers if d not in people],
-                       seed=args.seed, landmark_backend=args.landmarks)
+                       seed=args.seed, landmark_backend=args.landmarks, device=device)
     plot_losses(run_dir / 'log.txt', run_dir / 'losses.png')
     log.info('%d people -> %s', len(written), run_dir)
 

@@ -1,7 +1,7 @@
 """Feed-forward reenactment with a meta-trained checkpoint (no fine-tuning).
 
     python -m fsth.infer --checkpoint save_N.pkl --source_images a.png [b.png ...] \
-        --driving DIR_OR_VIDEO --output OUT
+        --driving DIR_OR_VIDEO --output OUT [--device cpu]
 
 E embeds the K source frames (image + landmark image), their mean e drives G's AdaIN, and G
 renders every driving frame's landmark image. Landmarks come from `<stem>.npy` files found
@@ -18,6 +18,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
+from common.distributed import add_device_argument, resolve_device
 from common.errors import InputError, cli_main
 from common.image import image_to_tensor, list_images, read_image, tensor_to_image
 from common.landmarks import LandmarkDetector, load_landmarks
@@ -30,9 +31,10 @@ log = get_logger('fsth.infer')
 
 
 class Reenactor:
-    """G and E of a checkpoint in eval mode, at the checkpoint's input_size."""
+    """G and E of a checkpoint in eval mode, at the checkpoint's input_size, on `device`
+    (cpu, cuda, cuda:N or a torch.device)."""
 
-    def __init__(self, checkpoint: str | Path, trust_pickle: bool = False, device: str = 'cpu'):
+    def __init__(self, checkpoint: str | Path, trust_pickle: bool = False, device: str | torch.device = 'cpu'):
         ckpt = read_meta_checkpoint(checkpoint, trust_pickle)
         cfg = ckpt.config or {}
         self.G, self.E, _ = build_meta_networks(ckpt)
@@ -106,13 +108,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--output', required=True, type=Path, help='output folder')
     parser.add_argument('--batch_size', type=int, default=8)
     parser.add_argument('--trust_pickle', action='store_true', help='allow pickled objects in the checkpoint')
+    add_device_argument(parser)
     return parser.parse_args(argv)
 
 
 @cli_main
 def main(argv=None) -> None:
     args = parse_args(argv)
-    model = Reenactor(args.checkpoint, args.trust_pickle, 'cuda' if torch.cuda.is_available() else 'cpu')
+    model = Reenactor(args.checkpoint, args.trust_pickle, resolve_device(args.device))
     e = model.embed(args.source_images)
     frames, count, fps = driving_frames(args.driving)
     start = time.perf_counter()

@@ -1,6 +1,6 @@
 """Meta-training of E, G and D, one iteration exactly as the original `meta_train.py`.
 
-    python -m fsth.meta_train --config my.yaml [--train_dataset DIR] [--resume save_N.pkl]
+    python -m fsth.meta_train --config my.yaml [--train_dataset DIR] [--resume save_N.pkl] [--device cuda:1]
     torchrun --nproc_per_node 4 -m fsth.meta_train --config my.yaml      (DDP; batch size per process)
 
 Writes into `<log_dir>/<YYYYmmdd_HHMM>_meta/` (or the resumed checkpoint's folder): config.yaml,
@@ -17,15 +17,14 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from common import distributed
 from common.errors import InputError, cli_main
 from common.image import tensor_to_image, write_image
 from common.progress import get_logger, progress
 from fsth.checkpoint import MetaCheckpoint, build_meta_networks, read_meta_checkpoint, write_meta_checkpoint
-from fsth.config import load_config
+from fsth.config import load_config, plain, write_config
 from fsth.dataset import EpisodeSampler, VoxCeleb
 from fsth.loss import Loss_DSC, Loss_EG_meta
 from fsth.network import Discriminator, Embedder, Generator
@@ -63,11 +62,6 @@ def train_step(E, G, D, L_EG, optim_EG, optim_D, batch, device) -> tuple[dict[st
     return dict(zip(LOG_COLUMNS[3:], (float(v.detach()) for v in values))), x_hat
 
 
-def _plain(value):
-    """Tuples -> lists, for YAML."""
-    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
-
-
 def plot_losses(log_file: Path, out: Path) -> Path:
     """losses.png from log.txt: the E/G terms and the D losses against total_step."""
     import matplotlib
@@ -89,32 +83,18 @@ def plot_losses(log_file: Path, out: Path) -> Path:
     return out
 
 
-class _Distributed:
-    """Rank, world size and device of this process; DDP when launched by torchrun."""
-
-    def __init__(self):
-        self.world = int(os.environ.get('WORLD_SIZE', 1))
-        self.rank = int(os.environ.get('RANK', 0))
-        local = int(os.environ.get('LOCAL_RANK', 0))
-        self.device = torch.device(f'cuda:{local}' if torch.cuda.is_available() else 'cpu')
-        if self.world > 1 and not dist.is_initialized():
-            dist.init_process_group('nccl' if self.device.type == 'cuda' else 'gloo')
-        if self.device.type == 'cuda':
-            torch.cuda.set_device(self.device)
-
-    def wrap(self, net):
-        net = net.to(self.device).train()
-        return DistributedDataParallel(net) if self.world > 1 else net
-
-
 def meta_train(cfg: Mapping[str, Any], run_dir: str | os.PathLike, L_EG: Loss_EG_meta | None = None,
-               resume: MetaCheckpoint | None = None, max_steps: int | None = None, seed: int = 0) -> Path:
+               resume: MetaCheckpoint | None = None, max_steps: int | None = None, seed: int = 0,
+               device=None) -> Path:
     """Train until max_epoch (or `max_steps` more iterations); returns the last checkpoint path
     (None on ranks other than 0, which write nothing).
 
     `L_EG` defaults to `Loss_EG_meta.from_config(cfg)`; `seed` fixes initialisation and episodes.
+    `device`: cpu, cuda, cuda:N or a torch.device (default: this process's GPU, else the CPU).
+    Under torchrun (WORLD_SIZE > 1) the process joins the group (`common.distributed.start`) and
+    the networks train inside DistributedDataParallel; the caller leaves it with `stop`.
     """
-    env = _Distributed()
+    env = distributed.start(device)
     run_dir = Path(run_dir)
     main = env.rank == 0
     dataset = VoxCeleb(cfg['train_dataset'], cfg['input_size'], cfg['metatrain_T'] + 1,
@@ -132,7 +112,7 @@ def meta_train(cfg: Mapping[str, Any], run_dir: str | os.PathLike, L_EG: Loss_EG
         E = Embedder(cfg['E_config'], dim)
         D = Discriminator(cfg['V_config'], len(dataset), dim)
     nets = {'G': G, 'E': E, 'D': D}
-    G, E, D = (env.wrap(n) for n in (G, E, D))
+    G, E, D = (env.wrap(n.train()) for n in (G, E, D))
     L_EG = (L_EG or Loss_EG_meta.from_config(cfg)).to(env.device).eval()
     # E's parameters first, then G's: the original's order, so its optimiser states line up
     optim_EG = torch.optim.Adam(list(E.parameters()) + list(G.parameters()), lr=cfg['lr_EG'],
@@ -153,14 +133,13 @@ def meta_train(cfg: Mapping[str, Any], run_dir: str | os.PathLike, L_EG: Loss_EG
         epoch, total_step = resume.epoch + carry, resume.total_step + 1
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        import yaml
-        (run_dir / 'config.yaml').write_text(yaml.safe_dump({k: _plain(v) for k, v in cfg.items()}, sort_keys=False))
+        write_config(cfg, run_dir / 'config.yaml')
         log.info('%d videos, batch size %d x %d processes, %d batches per epoch', len(dataset), batch, env.world,
                  batches)
 
     def save(done: tuple[int, int, int]) -> Path:
         ckpt = MetaCheckpoint(nets['G'].state_dict(), nets['E'].state_dict(), nets['D'].state_dict(), *done,
-                              optim_EG.state_dict(), optim_D.state_dict(), {k: _plain(v) for k, v in cfg.items()},
+                              optim_EG.state_dict(), optim_D.state_dict(), {k: plain(v) for k, v in cfg.items()},
                               {'seed': seed, 'torch_rng': torch.get_rng_state()})
         return write_meta_checkpoint(run_dir / f'save_{done[2]}.pkl', ckpt)
 
@@ -219,6 +198,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--resume', type=Path, help='a save_<step>.pkl to continue from (its folder is reused)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--trust_pickle', action='store_true', help='allow pickled objects in --resume')
+    distributed.add_device_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -233,12 +213,15 @@ def main(argv=None) -> None:
     if cfg['train_dataset'] is None:
         raise InputError('no training dataset: set train_dataset in --config or pass --train_dataset')
     run_dir = args.resume.parent if resume else args.log_dir / datetime.now().strftime('%Y%m%d_%H%M_meta')
-    last = meta_train(cfg, run_dir, resume=resume, max_steps=args.max_steps, seed=args.seed)
-    if int(os.environ.get('RANK', 0)) == 0:
-        plot_losses(run_dir / 'log.txt', run_dir / 'losses.png')
-        log.info('checkpoint: %s', last)
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    process = distributed.start(args.device)
+    try:
+        last = meta_train(cfg, run_dir, resume=resume, max_steps=args.max_steps, seed=args.seed,
+                          device=process.device)
+        if process.is_main:
+            plot_losses(run_dir / 'log.txt', run_dir / 'losses.png')
+            log.info('checkpoint: %s', last)
+    finally:
+        distributed.stop()
 
 
 if __name__ == '__main__':

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from fsth.checkpoint import read_meta_checkpoint
+from fsth.config import plain
 from fsth.network import Generator
 
 REPO = Path(__file__).resolve().parents[2]
@@ -17,13 +18,14 @@ REPO = Path(__file__).resolve().parents[2]
 TINY_VGG = {'vgg19': dict(blocks=(2, 2, 4, 4, 4), mean_bgr=(103.939, 116.779, 123.68)),
             'vggface': dict(blocks=(2, 2, 3, 3, 3), mean_bgr=(93.5940, 104.7624, 129.1863))}
 
-# Runs meta_train unchanged in each process; records the networks _Distributed.wrap receives and
-# saves their final state per rank.
+# Runs meta_train unchanged in each process; records the networks common.distributed's
+# Process.wrap receives and saves their final state per rank.
 WORKER = textwrap.dedent('''
     import json, os, sys
     from pathlib import Path
     import torch
     import torch.distributed as dist
+    from common import distributed
     from common.vgg.layouts import VGGArch
     from fsth import meta_train as mt
     from fsth.config import load_config
@@ -32,11 +34,11 @@ WORKER = textwrap.dedent('''
     spec = json.loads(Path(sys.argv[1]).read_text())
     out = Path(spec['out'])
     nets = []
-    wrap = mt._Distributed.wrap
+    wrap = distributed.Process.wrap
     def recording_wrap(self, net):
         nets.append(net)
         return wrap(self, net)
-    mt._Distributed.wrap = recording_wrap
+    distributed.Process.wrap = recording_wrap
     cfg = load_config(None, **spec['config'])
     archs = {k: VGGArch(f'tiny_{k}', tuple(a['blocks']), 10, tuple(a['mean_bgr']), 'test',
                         widths=(4, 6, 8, 8, 8), fc_width=16) for k, a in spec['archs'].items()}
@@ -51,14 +53,10 @@ WORKER = textwrap.dedent('''
 ''')
 
 
-def _plain(value):
-    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
-
-
 def test_two_process_gloo_replicas_match_checkpoint(tiny_config, tmp_path):
     worker = tmp_path / 'worker.py'
     worker.write_text(WORKER)
-    spec = {'out': str(tmp_path), 'steps': 3, 'config': {k: _plain(v) for k, v in tiny_config.items()},
+    spec = {'out': str(tmp_path), 'steps': 3, 'config': {k: plain(v) for k, v in tiny_config.items()},
             'archs': {k: {'blocks': v['blocks'], 'mean_bgr': v['mean_bgr']} for k, v in TINY_VGG.items()}}
     (tmp_path / 'spec.json').write_text(json.dumps(spec))
     env = {**os.environ, 'PYTHONPATH': os.pathsep.join(filter(None, [str(REPO), os.environ.get('PYTHONPATH')])),

@@ -83,3 +83,28 @@ def test_missing_vgg_weights_point_at_the_converter(missing):
     with pytest.raises(InputError, match=r'vgg19_weight_file.*tools.convert_vgg.*--format fsth') as err:
         Loss_EG_meta.from_config(cfg)
     assert '\n' not in str(err.value)
+
+
+def test_zero_vgg_weights_need_no_weight_files(monkeypatch):
+    """Both VGG terms at weight 0: built with no weight files, nothing read, both terms 0."""
+    def no_read(*args, **kwargs):
+        raise AssertionError('a VGG weight file was read')
+
+    monkeypatch.setattr(torch, 'load', no_read)
+    monkeypatch.setattr('fsth.loss.PerceptualLoss', no_read)
+    cfg = load_config(None, vgg19_weight_file=None, vggface_weight_file=None,
+                      vgg19_loss_weight=0.0, vggface_loss_weight=0.0)
+    meta, ft = Loss_EG_meta.from_config(cfg), Loss_EG_finetune.from_config(cfg)
+    assert meta.vgg19 is meta.vggface is ft.vgg19 is ft.vggface is None
+
+    torch.manual_seed(2)
+    x, x_hat = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    feats, feats_hat = [torch.randn(2, 4, 8, 8)], [torch.randn(2, 4, 8, 8)]
+    score_hat, e_hat, w = torch.tensor([0.3, -0.7]), torch.rand(2, 3, 16), torch.rand(2, 16)
+    out = meta(x, x_hat, feats, feats_hat, score_hat, e_hat, w)
+    assert out.vgg19.item() == out.vggface.item() == out.content.item() == 0
+    fm = (feats[0] - feats_hat[0]).abs().mean()
+    mch = (w[:, None, :] - e_hat).abs().mean()
+    assert_close(out.total, -score_hat.mean() + 10 * fm + 80 * mch, ROUNDING, 'total')
+    terms = ft(x, x_hat, feats, feats_hat, score_hat)
+    assert terms.vgg19.item() == terms.vggface.item() == 0

@@ -1,10 +1,10 @@
-"""fsth.demo on the shared sample (6 driving frames at 128 px): quick fit and checkpoint mode."""
+"""fsth.sample_demo on the shared sample (6 driving frames at 128 px): quick fit and checkpoint mode."""
 import numpy as np
 import pytest
 
 from common.image import read_image
 from common.video import video_info
-from fsth.demo import QUICK_SIZE, main
+from fsth.sample_demo import QUICK_SIZE, main
 from fsth.meta_train import meta_train
 
 
@@ -27,7 +27,7 @@ def test_quick_fit_is_labelled_and_writes_every_frame(sample_data, tmp_path, cap
     for text in (printed, readme):
         assert 'QUICK FIT on the sample, NOT the official model' in text
         assert 'meta-trained from scratch for 2 steps' in text
-        assert 'random placeholder weights' in text and '(weight 0)' in text
+        assert 'no VGG weights were loaded' in text and '(weight 0)' in text
     assert np.ptp(read_image(frames[0])) > 0  # rendered, not a blank canvas
 
 
