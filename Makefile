@@ -45,9 +45,9 @@ test-tf: install
 demo: install
 	$(PY) -m tools.make_sample_data --out $(DEMO_DIR)/sample
 	$(PY) -m tools.demo_preview --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/preview
-	$(PY) -m fsth.demo --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/fsth
+	$(PY) -m fsth.sample_demo --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/fsth
 	$(PY) -m fsrt.sample_demo --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/fsrt
-	$(PY) -m lsr.demo --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/lsr
+	$(PY) -m lsr.sample_demo --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/lsr
 
 bench: install
 	$(PY) -m tools.bench_common

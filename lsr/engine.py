@@ -1,12 +1,15 @@
-"""What `lsr.main`'s run modes share: the forward pass on a provider batch, the distributed
+"""What the run modes of `lsr.run` share: the forward pass on a provider batch, the distributed
 training step, io-tuple images, TensorBoard summaries and the evaluation metrics."""
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
 
-from common.parsing.labels import LSR_PALETTE
+from common.image import to_uint8
+from common.parsing.labels import colorize
 from lsr.data import frames as F
+
+MODEL_RANGE = (-1.0, 1.0)  # the range of every image tensor (frames, landmark drawings, outputs)
 
 
 def make_strategy() -> tf.distribute.Strategy:
@@ -110,24 +113,18 @@ def make_train_step(model, model_losses, strategy, global_batch_size, plan, late
     return step
 
 
-def to_uint8(images) -> np.ndarray:
-    """[-1, 1] images -> uint8 with the original's clip(round(127.5 + 127.5·x))."""
-    return np.clip(np.round(127.5 + 127.5 * np.asarray(images)), 0, 255).astype(np.uint8)
-
-
-def colorize(label_maps) -> np.ndarray:
-    """Label maps [..., H, W] -> RGB uint8 in the LSR (CelebAMask-HQ) palette."""
-    labels = np.asarray(label_maps).astype(np.intp)
-    return LSR_PALETTE[np.clip(labels, 0, len(LSR_PALETTE) - 1)]
+def output_images(output) -> np.ndarray:
+    """Generated images [..., H, W, 3] in [-1, 1] (clipped) -> uint8, the io tuples' 4th panel."""
+    return to_uint8(output, MODEL_RANGE)
 
 
 def io_tuples(batch, output, label_map) -> np.ndarray:
     """[B, H, 5W, 3] uint8: input landmarks | predicted layout | oracle layout |
     clip(output) | ground truth."""
-    panels = [to_uint8(batch[F.TARGET_CONTOUR_KEY]), colorize(label_map),
-              colorize(batch[F.TARGET_SEGMAP_KEY])]
+    panels = [to_uint8(batch[F.TARGET_CONTOUR_KEY], MODEL_RANGE), colorize(label_map, 'lsr'),
+              colorize(batch[F.TARGET_SEGMAP_KEY], 'lsr')]
     if output is not None:  # layout pre-training without --multi_task_training has no RGB
-        panels += [to_uint8(np.clip(output, -1, 1)), to_uint8(batch[F.TARGET_FRAME_KEY])]
+        panels += [output_images(output), to_uint8(batch[F.TARGET_FRAME_KEY], MODEL_RANGE)]
     return np.concatenate(panels, axis=2)
 
 
@@ -149,7 +146,8 @@ def write_summaries(step, optimizers, losses, batch, outputs):
     tf.summary.image('io_tuple', tuples, step=step)
     if F.FRAMES_KEY in batch and len(batch[F.FRAMES_KEY].shape) == 5:
         shots = tf.unstack(batch[F.FRAMES_KEY][:, :5], axis=1) + [batch[F.TARGET_FRAME_KEY]]
-        tf.summary.image('few_shot_inputs_and_target', to_uint8(tf.concat(shots, axis=2)),
+        tf.summary.image('few_shot_inputs_and_target',
+                         to_uint8(tf.concat(shots, axis=2), MODEL_RANGE),
                          step=step)
     tf.summary.text('basename', tf.constant(basenames(batch)), step=step)
 

@@ -1,8 +1,13 @@
 """Every absl flag of the original `options.py`: same names, types and defaults.
 
 Flags marked "(unused)" are read by no code path of the original either; they are kept so
-that its scripts and run_config.txt files still parse. Library code takes any `config` object
-with these attributes: the parsed `FLAGS`, or `default_config(**overrides)` in tests.
+that its scripts and run_config.txt files still parse. The few flags that are not the
+original's (`NOT_IN_ORIGINAL`: early stopping, two opt-in fixes, the local VGG weight files)
+are defined last, here too, so that `default_config()` holds every flag `python -m lsr.main`
+accepts; `run_config.txt` lists the original's only (`original_flags`).
+
+Library code (`lsr.run`) takes any `config` object with these attributes:
+`default_config(**overrides)`, or `config_from_flags()` after the CLI parsed `FLAGS`.
 """
 from __future__ import annotations
 
@@ -205,6 +210,26 @@ flags.DEFINE_boolean('faithful_spade_hacks', False,
                      'SPADE normalisation and no bias before instance norm in the encoders '
                      '(changes the variables; keep false for the released checkpoint).')
 
+# Not in the original (kept out of run_config.txt, which the original's scripts re-read).
+flags.DEFINE_integer('max_train_steps', -1,
+                     'Stop training at this global step (-1: run to --total_k_examples). '
+                     'Not in the original; for smoke tests and short runs.')
+flags.DEFINE_boolean('fix_lr_starting_step', False,
+                     'Fix: the original passes the LR multiplier (1) as the warm-up starting step, '
+                     'so the first step has a slightly negative learning rate.')
+flags.DEFINE_boolean('auto_max_finetune_steps', False,
+                     'Fix: with --max_finetune_steps<=0 pick the step count from K (24, 60, 100, '
+                     '200, 400 for K<4, <8, <16, <32, else), as the original meant to.')
+# The original reads VGG19 from Keras' download cache and VGG-Face from a hard-coded path.
+flags.DEFINE_string('vgg19_weights_path', './third_party/pretrained_weights/vgg19_notop.h5',
+                    'Keras VGG19 (no top) weights for the VGG loss, written by '
+                    '`python -m tools.convert_vgg --arch vgg19 --format keras`.')
+flags.DEFINE_string('vgg_face_weights_path', './third_party/pretrained_weights/vgg_face_weights.h5',
+                    'VGG-Face weights for the VGG-Face losses, written by '
+                    '`python -m tools.convert_vgg --arch vggface --format keras`.')
+NOT_IN_ORIGINAL = ('max_train_steps', 'fix_lr_starting_step', 'auto_max_finetune_steps',
+                   'vgg19_weights_path', 'vgg_face_weights_path')
+
 _NORM_TYPES = ('instance_norm', 'layer_norm', 'batch_norm', 'sync_batch_norm', 'none')
 _CONV_TYPES = ('scaled', 'regular')
 _CHOICES = {
@@ -230,8 +255,13 @@ _BROKEN_IN_ORIGINAL = {
 
 
 def defined_flags() -> list:
-    """The flags defined here, in definition order."""
+    """Every flag defined here (all that `python -m lsr.main` accepts), in definition order."""
     return FLAGS.get_flags_for_module(__name__)
+
+
+def original_flags() -> list:
+    """The original's flags (`defined_flags` without `NOT_IN_ORIGINAL`), in definition order."""
+    return [flag for flag in defined_flags() if flag.name not in NOT_IN_ORIGINAL]
 
 
 def default_config(**overrides) -> types.SimpleNamespace:
@@ -242,6 +272,12 @@ def default_config(**overrides) -> types.SimpleNamespace:
             raise InputError(f"unknown LSR option '{name}'{closest(name, config)}")
         config[name] = value
     return types.SimpleNamespace(**config)
+
+
+def config_from_flags(flag_values=FLAGS) -> types.SimpleNamespace:
+    """The parsed values of every flag defined here, as a namespace like `default_config`'s."""
+    return types.SimpleNamespace(**{flag.name: flag_values[flag.name].value
+                                    for flag in defined_flags()})
 
 
 def _base_norm(norm_type: str) -> str:
@@ -281,13 +317,13 @@ def validate_options(config) -> None:
 
 
 def list_configs(config) -> str:
-    """`key=value` lines of every flag, as appended to <train_dir>/run_config.txt.
+    """`key=value` lines of every original flag, as appended to <train_dir>/run_config.txt.
 
     Same value format as the original (strings quoted, booleans lower case, floats %f), which
     its `evaluate.py` re-reads; lines starting with '#' are comments.
     """
     lines = ['# Run flags/options from lsr/options.py:']
-    for flag in defined_flags():
+    for flag in original_flags():
         value = getattr(config, flag.name)
         if isinstance(flag, flags.BooleanFlag) or isinstance(value, bool):
             text = str(value).lower()

@@ -61,9 +61,9 @@ def few_shot_example(record, k, num_frames, use_segmaps, randomize, seed=None):
     return example
 
 
-def provide_data(data_source_pattern, use_segmaps, batch_size, k_frames=8,
-                 num_concatenations=10, is_training=False, repeat=1, max_examples=-1,
-                 shuffle=False, seed=None):
+def provide_tfrecords(data_source_pattern, use_segmaps, batch_size, k_frames=8,
+                      num_concatenations=10, is_training=False, repeat=1, max_examples=-1,
+                      shuffle=False, seed=None):
     """Batched few-shot examples from the tfrecords matching `data_source_pattern`.
 
     `is_training` shuffles the records and the frame order; `shuffle` shuffles records only;

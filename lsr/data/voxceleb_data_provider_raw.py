@@ -71,9 +71,9 @@ def _folders(pattern):
     return folders
 
 
-def provide_data(data_source_pattern, use_segmaps, batch_size, k_frames=8, is_training=False,
-                 repeat=1, max_examples=-1, max_sequence_frames=-1, shuffle=False, seed=None,
-                 frame_shape=F.FRAME_SIZE):
+def provide_subject_folders(data_source_pattern, use_segmaps, batch_size, k_frames=8,
+                            is_training=False, repeat=1, max_examples=-1, max_sequence_frames=-1,
+                            shuffle=False, seed=None, frame_shape=F.FRAME_SIZE):
     """Batched few-shot examples, one per folder matching `data_source_pattern`.
 
     Folders are checked up front (frame counts, paired files), so bad input fails here with

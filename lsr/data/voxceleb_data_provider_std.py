@@ -38,10 +38,10 @@ def paired_folders(train_pattern, test_pattern) -> list[tuple[str, str]]:
     return list(zip(train, test))
 
 
-def provide_data(train_data_source_pattern, test_data_source_pattern, use_segmaps, batch_size,
-                 k_frames=4, max_frames=-1, is_training=False, repeat=1, max_examples=-1,
-                 same_video_eval=True, randomize_frames=False, shuffle=False, seed=None,
-                 frame_shape=F.FRAME_SIZE):
+def provide_folder_pairs(train_data_source_pattern, test_data_source_pattern, use_segmaps,
+                         batch_size, k_frames=4, max_frames=-1, is_training=False, repeat=1,
+                         max_examples=-1, same_video_eval=True, randomize_frames=False,
+                         shuffle=False, seed=None, frame_shape=F.FRAME_SIZE):
     """Batched examples: per folder pair, one per driver frame (or `max_frames` evenly spaced
     ones), all sharing the same K source frames (random ones with `randomize_frames`)."""
     if repeat != 1 and max_examples != -1:

@@ -1,28 +1,22 @@
 """The losses of both model types, weighted by the --w_loss_* flags: `ModelLosses`.
 
 The original reads VGG19 from Keras' download cache and VGG-Face from a hard-coded cluster
-path; here both are local .h5 files named by the two flags below.
+path; here both are local .h5 files named by --vgg19_weights_path and --vgg_face_weights_path
+(defined in `lsr.options` with the other flags that are not the original's).
 """
 from __future__ import annotations
 
 import tensorflow as tf
-from absl import flags
 
 from common.errors import InputError
+from lsr import options
 from lsr.losses import losses
 from lsr.losses.vgg_loss import VGGFaceLoss, VGGLoss
 
-flags.DEFINE_string('vgg19_weights_path', './third_party/pretrained_weights/vgg19_notop.h5',
-                    'Keras VGG19 (no top) weights for the VGG loss, written by '
-                    '`python -m tools.convert_vgg --arch vgg19 --format keras`.')
-flags.DEFINE_string('vgg_face_weights_path', './third_party/pretrained_weights/vgg_face_weights.h5',
-                    'VGG-Face weights for the VGG-Face losses, written by '
-                    '`python -m tools.convert_vgg --arch vggface --format keras`.')
-
 
 def _weights_path(config, name):
-    # Test configs (`options.default_config`) only hold lsr.options flags.
-    return getattr(config, name, None) or flags.FLAGS[name].default
+    # A config object lacking the path (or leaving it empty) gets the flag's default.
+    return getattr(config, name, None) or options.FLAGS[name].default
 
 
 def average_losses(per_example: dict, global_batch_size: int) -> dict:

@@ -1,4 +1,5 @@
-"""lsr.data: tfrecord export -> provider round trip, shard validation, PNG providers, errors."""
+"""lsr.data: tfrecord export -> provider round trip, shard validation, PNG providers, the
+`lsr.data.provide` entry point, errors."""
 from __future__ import annotations
 
 import shutil
@@ -9,6 +10,7 @@ import tensorflow as tf
 
 from common.errors import InputError
 from common.image import write_image
+from lsr import data as lsr_data
 from lsr.data import export_voxceleb_to_tfrecords as export
 from lsr.data import validate_shards, voxceleb_data_provider, voxceleb_data_provider_raw
 from lsr.data import voxceleb_data_provider_std
@@ -84,7 +86,7 @@ def test_export_writes_the_originals_features_round_robin(shards, dataset):
 
 def test_provider_reads_the_export_back_bit_exact(shards, dataset):
     _, parts = dataset
-    batches = list(voxceleb_data_provider.provide_data(
+    batches = list(voxceleb_data_provider.provide_tfrecords(
         str(shards / 'vox2_dev*.tfrecords'), use_segmaps=True, batch_size=1, k_frames=4))
     assert len(batches) == 2
     for batch, key in zip(batches, ('a', 'b')):
@@ -101,7 +103,7 @@ def test_provider_reads_the_export_back_bit_exact(shards, dataset):
 
 def test_training_draws_distinct_frames_consistently_across_kinds(shards, dataset):
     _, parts = dataset
-    batch = next(iter(voxceleb_data_provider.provide_data(
+    batch = next(iter(voxceleb_data_provider.provide_tfrecords(
         str(shards / 'vox2_dev-part-000*'), use_segmaps=True, batch_size=1, k_frames=4,
         is_training=True, seed=7)))
     rgbs, contours, segmaps = parts['a']
@@ -136,7 +138,7 @@ def test_validator_reports_corrupt_and_missing_shards_by_name(shards, tmp_path, 
 def test_raw_provider_takes_evenly_spaced_few_shots(dataset):
     root, parts = dataset
     rgbs, _, segmaps = parts['a']
-    batch = next(iter(voxceleb_data_provider_raw.provide_data(
+    batch = next(iter(voxceleb_data_provider_raw.provide_subject_folders(
         str(root / 'dev/id00017/*/*'), use_segmaps=True, batch_size=1, k_frames=4,
         max_sequence_frames=4)))
     # linspace(0, 11, 4, endpoint=False) -> 0, 2, 5, 8; with only K left the target is the last.
@@ -147,7 +149,7 @@ def test_raw_provider_takes_evenly_spaced_few_shots(dataset):
                                   np.stack([segmaps[i] for i in (0, 2, 5, 8)]))
     assert batch['person_id'][0].numpy() == b'id00017'
     assert batch['video_part_id'][0].numpy() == b'00039'
-    fixed = next(iter(voxceleb_data_provider_raw.provide_data(
+    fixed = next(iter(voxceleb_data_provider_raw.provide_subject_folders(
         str(root / 'dev/id00017/*/*'), use_segmaps=False, batch_size=1, k_frames=2)))
     np.testing.assert_array_equal(_to_uint8(fixed['frame_gt'][0]), rgbs[2])
     assert not fixed['segmap_gt'].numpy().any()
@@ -156,7 +158,7 @@ def test_raw_provider_takes_evenly_spaced_few_shots(dataset):
 def test_std_provider_pairs_source_shots_with_every_driver_frame(dataset):
     root, parts = dataset
     source, driver = root / 'dev/id00017/OLguY5ofUrY/00039', root / 'dev/id00061/mMOd25Ag7XY/00239'
-    batches = list(voxceleb_data_provider_std.provide_data(
+    batches = list(voxceleb_data_provider_std.provide_folder_pairs(
         str(source), str(driver), use_segmaps=True, batch_size=2, k_frames=2,
         same_video_eval=False))
     assert len(batches) == 5  # 11 driver frames, the last partial batch dropped
@@ -169,7 +171,7 @@ def test_std_provider_pairs_source_shots_with_every_driver_frame(dataset):
             np.testing.assert_array_equal(_to_uint8(batch['frame_gt'][j]), drv_rgbs[2 * b + j])
         assert batch['person_id'][0].numpy() == b'id00061'
     with pytest.raises(InputError, match='not the same person and video'):
-        voxceleb_data_provider_std.provide_data(str(source), str(driver), True, 1)
+        voxceleb_data_provider_std.provide_folder_pairs(str(source), str(driver), True, 1)
 
 
 def test_bad_inputs_give_one_line_errors(dataset, tmp_path, astronaut, capsys):
@@ -180,17 +182,38 @@ def test_bad_inputs_give_one_line_errors(dataset, tmp_path, astronaut, capsys):
     err = capsys.readouterr().err.strip()
     assert err == f'error: {tmp_path}/test: subset folder not found'
     with pytest.raises(InputError, match='nobody/.*subject folder not found'):
-        voxceleb_data_provider_raw.provide_data(str(root / 'nobody/x/y'), True, 1, k_frames=1)
+        voxceleb_data_provider_raw.provide_subject_folders(str(root / 'nobody/x/y'), True, 1,
+                                                           k_frames=1)
     with pytest.raises(InputError, match=r'00202: 4 frames, fewer than the 8 needed'):
-        voxceleb_data_provider_raw.provide_data(str(root / 'dev/id00081/*/*'), True, 1, k_frames=8)
+        voxceleb_data_provider_raw.provide_subject_folders(str(root / 'dev/id00081/*/*'), True, 1,
+                                                           k_frames=8)
     no_contours = tmp_path / 'p/v/part'
     _write_part(no_contours, astronaut, 3, kinds=('rgb', 'segmap_merged'))
     with pytest.raises(InputError, match=r'part: 3 \*_rgb\* frames but 0 \*_contour\* files'):
-        voxceleb_data_provider_raw.provide_data(str(no_contours), True, 1, k_frames=1)
+        voxceleb_data_provider_raw.provide_subject_folders(str(no_contours), True, 1, k_frames=1)
     with pytest.raises(InputError, match=r'part: 3 \*_rgb\* frames but 0 \*_contour\* files'):
-        voxceleb_data_provider_std.provide_data(str(no_contours), str(no_contours), True, 1, 1)
+        voxceleb_data_provider_std.provide_folder_pairs(str(no_contours), str(no_contours), True,
+                                                        1, 1)
     small = tmp_path / 'q/v/part'
     write_image(small / '00000_rgb.png', astronaut[:100, :100])
     write_image(small / '00000_contour.png', astronaut[:100, :100])
     with pytest.raises(InputError, match='00000_rgb.png: frame is 100x100, expected 224x224'):
-        voxceleb_data_provider_raw.provide_data(str(small), False, 1, k_frames=1)
+        voxceleb_data_provider_raw.provide_subject_folders(str(small), False, 1, k_frames=1)
+
+
+def test_provide_picks_each_pipeline_by_kind(shards, dataset):
+    """`lsr.data.provide(kind, ...)`, the entry point lsr.run uses, is the named pipeline."""
+    root, _ = dataset
+    assert lsr_data.provider('tfrecords') is voxceleb_data_provider.provide_tfrecords
+    assert lsr_data.provider('subject_folders') is \
+        voxceleb_data_provider_raw.provide_subject_folders
+    assert lsr_data.provider('folder_pairs') is voxceleb_data_provider_std.provide_folder_pairs
+    records = lsr_data.provide('tfrecords', str(shards / 'vox2_dev*.tfrecords'), True, 1,
+                               k_frames=4)
+    assert len(list(records)) == 2
+    part = str(root / 'dev/id00017/OLguY5ofUrY/00039')
+    batch = next(iter(lsr_data.provide('folder_pairs', part, part, True, 1, k_frames=1)))
+    assert batch['frames_in'].shape == (1, 1, SIZE, SIZE, 3)
+    with pytest.raises(InputError, match="unknown LSR data provider 'raw'; choose one of "
+                                         "tfrecords, subject_folders, folder_pairs"):
+        lsr_data.provide('raw', part, True, 1)

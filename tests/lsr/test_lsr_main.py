@@ -1,5 +1,6 @@
 """lsr.main end to end at 64 px: train (loss falls, checkpoints, summaries, exact resume),
-infer (meta and fine-tuned, any K), eval, and one-line errors for bad input."""
+infer (meta and fine-tuned, any K), eval, and one-line errors for bad input; `lsr.run.infer`
+called as a library (explicit checkpoint and output folder, results returned)."""
 from __future__ import annotations
 
 import os
@@ -14,7 +15,7 @@ import tensorflow as tf
 
 from common.image import read_image, write_image
 from common.parsing.labels import LSR_PALETTE
-from lsr import checkpoint
+from lsr import checkpoint, options, run
 from lsr import main as lsr_main
 
 SIZE = 64
@@ -181,6 +182,29 @@ def test_infer_writes_the_io_tuple_of_every_driver_frame(trained, data, k):
     out = train_dir / 'inference' / (f'id00017_OLguY5ofUrY_combined--'
                                      f'id00017_OLguY5ofUrY_combined--K{k:02d}-meta')
     _check_io_tuples(out, driver, 3)
+
+
+def test_library_infer_writes_where_told_and_returns_tuples_and_frames(trained, data, tmp_path):
+    train_dir, _ = trained
+    _, source, driver = data
+    config = options.default_config(**{**TINY, 'fix_lr_starting_step': True, 'K': 1},
+                                    source_subject_dir=str(source),
+                                    driver_subject_dir=str(driver))
+    options.validate_options(config)
+    before = sorted(train_dir.rglob('*'))
+    result = run.infer(config, train_dir, tmp_path / 'out')
+    assert sorted(train_dir.rglob('*')) == before  # the checkpoint folder is only read
+    assert result.output_dir == tmp_path / 'out'
+    assert result.io_tuples == sorted((tmp_path / 'out').glob('*_io_tuple.png'))
+    _check_io_tuples(tmp_path / 'out', driver, 3)
+    assert len(result.frames) == 3
+    for path, frame in zip(result.io_tuples, result.frames):
+        assert frame.dtype == np.uint8 and frame.shape == (SIZE, SIZE, 3)
+        np.testing.assert_array_equal(frame, np.split(read_image(path), 5, axis=1)[3])
+    # what the CLI passes: the original's <train_dir>/inference/<src>--<drv>--K<KK>-<meta|ft>
+    config.train_dir = str(train_dir)
+    assert run.default_inference_dir(config) == str(train_dir / 'inference' / (
+        'id00017_OLguY5ofUrY_combined--id00017_OLguY5ofUrY_combined--K01-meta'))
 
 
 def test_infer_with_finetuning_saves_the_subject_checkpoint(trained, data):

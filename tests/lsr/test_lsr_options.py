@@ -1,4 +1,5 @@
-"""lsr.options: every flag of the original with its default, validation, run_config text."""
+"""lsr.options: every flag of the original with its default, the flags added here, validation,
+run_config text."""
 from __future__ import annotations
 
 import pytest
@@ -11,12 +12,38 @@ _FLAG_TYPE = {bool: 'bool', int: 'int', float: 'float', str: 'string', type(None
 
 def test_flags_are_exactly_the_originals_with_the_same_defaults(manifest):
     original = manifest['flags']
-    ours = {flag.name: flag for flag in options.defined_flags()}
+    ours = {flag.name: flag for flag in options.original_flags()}
     assert sorted(ours) == sorted(original)
     for name, default in original.items():
         assert ours[name].default == default, name
         assert type(ours[name].default) is type(default), name
         assert ours[name].flag_type() == _FLAG_TYPE[type(default)], name
+
+
+def test_default_config_has_every_flag_lsr_main_accepts():
+    """Every flag an lsr module defines for `python -m lsr.main` (the run modes' imports
+    included) is an option of `default_config()`, and the CLI's config is that namespace."""
+    from absl import flags
+
+    from lsr import main as lsr_main
+
+    accepted = {flag.name for module, defined in flags.FLAGS.flags_by_module_dict().items()
+                if module.split('.')[0] == 'lsr' for flag in defined}
+    config = vars(options.default_config())
+    assert accepted == set(config) == {flag.name for flag in options.defined_flags()}
+    assert set(options.NOT_IN_ORIGINAL) == {
+        'max_train_steps', 'fix_lr_starting_step', 'auto_max_finetune_steps',
+        'vgg19_weights_path', 'vgg_face_weights_path'}
+    assert (config['max_train_steps'], config['fix_lr_starting_step'],
+            config['auto_max_finetune_steps']) == (-1, False, False)
+    lsr_main.FLAGS.unparse_flags()  # as lsr.main.main: other tests may have parsed flags
+    try:
+        lsr_main.FLAGS(['lsr.main', '--max_train_steps=3', '--auto_max_finetune_steps', '--K=1'])
+        parsed = options.config_from_flags()
+    finally:
+        lsr_main.FLAGS.unparse_flags()
+    assert vars(parsed) == {**config, 'max_train_steps': 3, 'auto_max_finetune_steps': True,
+                            'K': 1}
 
 
 @pytest.mark.parametrize('name, default', [
@@ -72,7 +99,8 @@ def test_list_configs_writes_key_value_lines_in_the_original_format():
     lines = options.list_configs(options.default_config(K=1)).splitlines()
     assert lines[0].startswith('#')
     entries = dict(line.split('=', 1) for line in lines[1:])
-    assert len(entries) == len(options.defined_flags())
+    assert len(entries) == len(options.original_flags())
+    assert not set(entries) & set(options.NOT_IN_ORIGINAL)  # run_config.txt: the original's only
     assert entries['K'] == '1'
     assert entries['train_dir'] == '"./_train/sanity_test"'
     assert entries['multi_task_training'] == 'true'

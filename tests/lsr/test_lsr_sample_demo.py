@@ -1,6 +1,6 @@
-"""lsr.demo on a 4-frame sample: a quick fit of a few steps writes labelled io tuples and a
-video; a missing sample is a one-line error. Runs as subprocesses (the demo parses lsr.main's
-global flags)."""
+"""lsr.sample_demo on a 4-frame sample: a quick fit of a few steps writes labelled io tuples and
+a video; bad arguments are one-line errors. Runs as subprocesses, so that importing the demo can
+be checked to load neither framework and the quick fit to import no torch."""
 from __future__ import annotations
 
 import os
@@ -32,7 +32,7 @@ def sample(tmp_path_factory):
 
 
 def test_sample_tool_imports_no_framework():
-    code = ('import sys, tools.make_sample_data, lsr.demo; '
+    code = ('import sys, tools.make_sample_data, lsr.sample_demo; '
             "print('torch' in sys.modules, 'tensorflow' in sys.modules)")
     result = _run('-c', code)
     assert result.returncode == 0, result.stderr
@@ -41,8 +41,9 @@ def test_sample_tool_imports_no_framework():
 
 def test_quick_fit_writes_io_tuples_video_and_label(sample, tmp_path):
     out = tmp_path / 'lsr'
-    code = ('import sys; from lsr import demo; '
-            f"demo.main(['--sample', {str(sample)!r}, '--out', {str(out)!r}, '--steps', '2']); "
+    code = ('import sys; from lsr import sample_demo; '
+            f"sample_demo.main(['--sample', {str(sample)!r}, '--out', {str(out)!r}, "
+            "'--steps', '2']); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     result = _run('-c', code)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -59,10 +60,25 @@ def test_quick_fit_writes_io_tuples_video_and_label(sample, tmp_path):
 
 
 def test_missing_sample_is_a_one_line_error(tmp_path):
-    result = _run('-m', 'lsr.demo', '--sample', str(tmp_path / 'nope'), '--out',
+    result = _run('-m', 'lsr.sample_demo', '--sample', str(tmp_path / 'nope'), '--out',
                   str(tmp_path / 'out'), timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'nope' / 'source.png'} not found (run python -m "
         f"tools.make_sample_data --out {tmp_path / 'nope'})"]
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--train_dir', 'missing_ckpt'], 'missing_ckpt: checkpoint folder not found'),
+    (['--steps', '0'], '--steps must be at least 1, got 0'),
+    (['--max_seconds', '0'], '--max_seconds must be positive, got 0.0'),
+])
+def test_bad_arguments_are_one_line_errors(sample, tmp_path, args, message):
+    args = [str(tmp_path / a) if a == 'missing_ckpt' else a for a in args]
+    result = _run('-m', 'lsr.sample_demo', '--sample', str(sample), '--out',
+                  str(tmp_path / 'out'), *args, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: ') and message in lines[0]
     assert not (tmp_path / 'out').exists()

@@ -1,17 +1,19 @@
 """LSR reenactment of the shared sample (`tools.make_sample_data`), for `make demo`.
 
-    python -m lsr.demo --sample DIR --out OUT [--train_dir CKPT_DIR] [--steps N] [--max_seconds S]
+    python -m lsr.sample_demo --sample DIR --out OUT [--train_dir CKPT_DIR] [--steps N]
+                              [--max_seconds S] [--seed N]
 
 The sample is first converted into LSR's processed-subject layout in a temporary folder:
 `NNNNN_rgb.png` (resized), `NNNNN_contour.png` (`common.drawing.draw_landmarks(..., 'lsr')` of the
 scaled landmarks) and `NNNNN_segmap_merged.png` (the sample's CelebAMask-HQ label maps, resized
 nearest) for the source (K=1: DIR/source.png) and the driver (DIR/driving/*.png).
 
-With --train_dir (the official meta-learning checkpoint or a trained run): `lsr.main`'s infer
-(meta, no fine-tuning) at 224 px. Without: a QUICK FIT, not the official model: the small 64 px
-two_step_syn configuration of the tests, trained from scratch on the sample's own frames
-(exported to tfrecords with `lsr.data.export_voxceleb_to_tfrecords`) with the VGG / VGGFace /
-identity losses and the R1/R2 penalties off (weight 0), then the same infer.
+With --train_dir (the official meta-learning checkpoint or a trained run; only read):
+`lsr.run.infer` (meta, no fine-tuning) at 224 px. Without: a QUICK FIT, not the official model:
+the small 64 px two_step_syn configuration of the tests, trained from scratch with
+`lsr.run.train` on the sample's own frames (exported to tfrecords with
+`lsr.data.export_voxceleb_to_tfrecords`) with the VGG / VGGFace / identity losses and the R1/R2
+penalties off (weight 0), then the same inference.
 
 Writes OUT/<person>-<video>-<part>_NNNNN_io_tuple.png (the original's io-tuple naming: driver
 landmarks | predicted layout | oracle layout | output | ground truth), OUT/result.mp4 (the
@@ -31,19 +33,23 @@ import numpy as np
 from common.drawing import draw_landmarks
 from common.errors import InputError, cli_main
 from common.image import read_image, write_image
-from common.sample import SampleFrame, add_sample_arguments, require, sample_fps, sample_frames
+from common.sample import SampleFrame, require, sample_fps, sample_frames
+from common.sample_demo import (add_demo_arguments, check_demo_arguments, time_boxed_fit,
+                                write_readme)
 from common.video import write_video
+from lsr import options
 
 OFFICIAL_SIZE = 224
 QUICK_SIZE = 64
 DEMO_K = 1
 # The tests' tiny two_step_syn at 64 px (tests/lsr/test_lsr_main.py), VGG losses and R1/R2 off.
-QUICK_FLAGS = dict(train_resolution=QUICK_SIZE, G_num_upsamples=4, g_nf=8, segmap_g_nf=8,
-                   g_nf_max=16, e_nf=8, segmap_e_nf=8, E_num_downsamples=4, style_nc=16, d_nf=8,
-                   D_num_downsamples=4, spade_proj_filters=8, K=DEMO_K, w_loss_vgg=0,
-                   w_loss_vgg_face_recon=0, w_loss_identity=0, r1_gamma=0, r2_gamma=0,
-                   lr_warmstart_steps=0, fix_lr_starting_step='true', log_info_every_n_steps=5,
-                   save_summaries_every_n_steps=10 ** 6, save_checkpoint_every_n_steps=10 ** 6)
+QUICK_OPTIONS = dict(train_resolution=QUICK_SIZE, G_num_upsamples=4, g_nf=8, segmap_g_nf=8,
+                     g_nf_max=16, e_nf=8, segmap_e_nf=8, E_num_downsamples=4, style_nc=16, d_nf=8,
+                     D_num_downsamples=4, spade_proj_filters=8, K=DEMO_K, w_loss_vgg=0,
+                     w_loss_vgg_face_recon=0, w_loss_identity=0, r1_gamma=0, r2_gamma=0,
+                     lr_warmstart_steps=0, fix_lr_starting_step=True, log_info_every_n_steps=5,
+                     save_summaries_every_n_steps=10 ** 6,
+                     save_checkpoint_every_n_steps=10 ** 6)
 QUICK_FRAMES = 4  # frames per training record (--num_frame_concatenations)
 # Subject folders are <person>/<video>/<part>; the io tuples are named after the driver's.
 SOURCE_SUBJECT = ('sample', 'lsr_demo', 'source')
@@ -56,6 +62,7 @@ QUICK_LABEL = ("QUICK FIT on the sample, NOT the official model: LSR two_step_sy
                "penalties were disabled (weight 0). Expect blurry, low-quality output.")
 CHECKPOINT_LABEL = ("LSR meta inference (K=1, no fine-tuning) at {size} px with the checkpoint "
                     "{checkpoint}.")
+TUPLE_PANELS = 'driver landmarks | predicted layout | oracle layout | output | ground truth'
 
 
 def _label_map(path: Path, size: int) -> np.ndarray:
@@ -120,102 +127,70 @@ def write_training_records(sample: Path, root: Path) -> tuple[str, int]:
     return str(root), len(starts)
 
 
-def _flags(**values) -> list[str]:
-    return ['lsr.main'] + [f'--{k}={v}' for k, v in values.items()]
+def make_config(**overrides):
+    """`options.default_config(**overrides)`, validated as `python -m lsr.main` validates."""
+    config = options.default_config(**overrides)
+    options.validate_options(config)
+    return config
 
 
-def _parse(argv: list[str]):
-    from absl import flags
-
-    from lsr import main as lsr_main
-    from lsr import options
-
-    lsr_main.FLAGS.unparse_flags()
-    try:
-        lsr_main.FLAGS(argv)
-    except flags.Error as exc:
-        raise InputError(str(exc)) from None
-    options.validate_options(lsr_main.FLAGS)
-    return lsr_main.FLAGS
+def used_losses(config) -> str:
+    """The loss weights above zero, by name ('gan, l1, ...')."""
+    return ', '.join(sorted(name[len('w_loss_'):] for name, value in vars(config).items()
+                            if name.startswith('w_loss_') and value > 0))
 
 
-def quick_fit(sample: Path, work: Path, steps: int, max_seconds: float) -> tuple[Path, int, float, str]:
+def quick_fit(sample: Path, work: Path, steps: int, max_seconds: float,
+              seed: int = 0) -> tuple[Path, int, float, str]:
     """Train the quick configuration on the sample; (train dir, steps done, seconds, losses)."""
     import tensorflow as tf
 
-    from lsr import engine
-    from lsr import main as lsr_main
+    from lsr import run
 
     dataset_dir, records = write_training_records(sample, work / 'records')
     train_dir = work / 'run'
-    base = dict(QUICK_FLAGS, batch_size=min(2, records), num_frame_concatenations=QUICK_FRAMES,
-                train_dir=train_dir, dataset_parent_dir=dataset_dir, total_k_examples=1000)
+    base = dict(QUICK_OPTIONS, batch_size=min(2, records), num_frame_concatenations=QUICK_FRAMES,
+                train_dir=str(train_dir), dataset_parent_dir=dataset_dir, total_k_examples=1000)
+    config = make_config(**base)
+    tf.keras.utils.set_random_seed(seed)
     # Tracing the GAN step costs more than the few steps run here; eager gives the same values.
     tf.config.run_functions_eagerly(True)
-    start, done, chunk = time.perf_counter(), 0, 10
     try:
-        # train() resumes from train_dir, so the time limit is checked between chunks of steps.
-        while done < steps:
-            done = min(done + chunk, steps)
-            config = _parse(_flags(**base, max_train_steps=done))
-            chunk_start = time.perf_counter()
-            lsr_main.train(config, engine.make_strategy())
-            # stop before a chunk that would end past --max_seconds
-            if 2 * time.perf_counter() - chunk_start - start > max_seconds:
-                break
+        # run.train resumes from train_dir exactly, so the fit goes on in time-boxed chunks.
+        done, seconds = time_boxed_fit(
+            lambda step: run.train(make_config(**base, max_train_steps=step)), steps, max_seconds)
     finally:
         tf.config.run_functions_eagerly(False)
-    losses = sorted(k[len('w_loss_'):] for k in dir(config)
-                    if k.startswith('w_loss_') and getattr(config, k) > 0)
-    return train_dir, done, time.perf_counter() - start, ', '.join(losses)
+    return train_dir, done, seconds, used_losses(config)
 
 
-def _linked_checkpoint(train_dir: Path, work: Path) -> Path:
-    """A scratch train dir linking to --train_dir's latest checkpoint, so that infer's outputs
-    (written under <train_dir>/inference) do not land in the checkpoint folder."""
-    from lsr import checkpoint
+def infer(checkpoint: Path, source: Path, driver: Path, size: int, extra: dict, output_dir: Path):
+    """`lsr.run.infer` (meta, K=1) of `checkpoint` into `output_dir`; returns its result."""
+    from lsr import run
 
-    prefix = Path(checkpoint.latest_checkpoint(str(train_dir)))
-    linked = work / 'checkpoint'
-    linked.mkdir()
-    for path in prefix.parent.glob(prefix.name + '.*'):
-        os.symlink(path.resolve(), linked / path.name)
-    return linked
+    config = make_config(**{**extra, 'train_resolution': size, 'K': DEMO_K},
+                         source_subject_dir=str(source), driver_subject_dir=str(driver),
+                         few_shot_finetuning=False)
+    return run.infer(config, checkpoint, output_dir)
 
 
-def infer(train_dir: Path, source: Path, driver: Path, size: int, extra: dict) -> Path:
-    """`lsr.main.infer_single_example` (meta, K=1); returns its output folder."""
-    from lsr import main as lsr_main
-
-    config = _parse(_flags(**{**extra, 'train_resolution': size, 'K': DEMO_K},
-                           train_dir=train_dir, run_mode='infer', source_subject_dir=source,
-                           driver_subject_dir=driver, few_shot_finetuning='false'))
-    return Path(lsr_main.infer_single_example(config))
-
-
-def collect(inference_dir: Path, out: Path, fps: float) -> list[Path]:
-    """Move the io tuples into OUT and write the output panels (4th of 5) as result.mp4."""
+def collect(result, out: Path, fps: float) -> list[Path]:
+    """Move the io tuples into OUT (replacing earlier ones) and write the output frames as
+    result.mp4."""
+    if not result.io_tuples:
+        raise InputError(f'{result.output_dir}: infer wrote no io tuples')
     for old in out.glob('*_io_tuple.png'):
         old.unlink()
-    written = []
-    for path in sorted(inference_dir.glob('*_io_tuple.png')):
-        written.append(Path(shutil.move(str(path), out / path.name)))
-    if not written:
-        raise InputError(f'{inference_dir}: infer wrote no io tuples')
-    write_video(out / 'result.mp4', (np.split(read_image(p), 5, axis=1)[3] for p in written),
-                fps=fps)
+    written = [Path(shutil.move(str(path), out / path.name)) for path in result.io_tuples]
+    write_video(out / 'result.mp4', result.frames, fps=fps)
     return written
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog='python -m lsr.demo', description=__doc__.split('\n')[0])
-    add_sample_arguments(parser)
-    parser.add_argument('--train_dir', type=Path,
-                        help='official/trained checkpoint folder; without it a quick fit on the '
-                             'sample is run')
-    parser.add_argument('--steps', type=int, default=30, help='quick fit: steps (default 30)')
-    parser.add_argument('--max_seconds', type=float, default=35.0,
-                        help='quick fit: stop after about this many seconds (default 35)')
+    parser = argparse.ArgumentParser(prog='python -m lsr.sample_demo',
+                                     description=__doc__.split('\n')[0])
+    add_demo_arguments(parser, steps=30, max_seconds=35.0, checkpoint_flag='--train_dir',
+                       checkpoint_help='official/trained checkpoint folder')
     return parser.parse_args(argv)
 
 
@@ -223,34 +198,30 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     checked_frames(args.sample)  # every input is checked before TensorFlow is loaded
-    if args.train_dir is not None and not args.train_dir.is_dir():
-        raise InputError(f'{args.train_dir}: checkpoint folder not found')
-    if args.steps < 1:
-        raise InputError(f'--steps must be at least 1, got {args.steps}')
+    if args.checkpoint is not None and not args.checkpoint.is_dir():
+        raise InputError(f'{args.checkpoint}: checkpoint folder not found')
+    check_demo_arguments(args)
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix='lsr_demo_') as tmp:
         work = Path(tmp)
-        if args.train_dir is not None:
-            train_dir = _linked_checkpoint(args.train_dir, work)
+        if args.checkpoint is not None:
             source, driver = write_subjects(args.sample, work / 'subjects', OFFICIAL_SIZE)
-            label = CHECKPOINT_LABEL.format(size=OFFICIAL_SIZE, checkpoint=args.train_dir)
-            out_dir = infer(train_dir, source, driver, OFFICIAL_SIZE, {})
+            label = CHECKPOINT_LABEL.format(size=OFFICIAL_SIZE, checkpoint=args.checkpoint)
+            result = infer(args.checkpoint, source, driver, OFFICIAL_SIZE, {}, work / 'inference')
         else:
             train_dir, steps, seconds, losses = quick_fit(args.sample, work, args.steps,
-                                                          args.max_seconds)
+                                                          args.max_seconds, args.seed)
             source, driver = write_subjects(args.sample, work / 'subjects', QUICK_SIZE)
             label = QUICK_LABEL.format(size=QUICK_SIZE, steps=steps, seconds=seconds,
                                        losses=losses)
-            out_dir = infer(train_dir, source, driver, QUICK_SIZE, QUICK_FLAGS)
-        written = collect(out_dir, args.out, sample_fps(args.sample))
-    text = (f"{label}\nsource: {args.sample / 'source.png'}\ndriving: {args.sample / 'driving'}\n"
-            f"{len(written)} io tuples (driver landmarks | predicted layout | oracle layout | "
-            f"output | ground truth) -> {args.out}, output panels -> {args.out / 'result.mp4'}\n"
-            f"total {time.perf_counter() - started:.0f} s\n")
-    (args.out / 'README.txt').write_text(text)
-    print(text, end='')
+            result = infer(train_dir, source, driver, QUICK_SIZE, QUICK_OPTIONS,
+                           work / 'inference')
+        written = collect(result, args.out, sample_fps(args.sample))
+    write_readme(args.out, label, args.sample,
+                 f"{len(written)} io tuples ({TUPLE_PANELS}) -> {args.out}, output panels -> "
+                 f"{args.out / 'result.mp4'}\ntotal {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == '__main__':
