@@ -8,7 +8,7 @@ STAMP := $(VENV)/.install.stamp
 PYTEST := $(PY) -m pytest -q
 DEMO_DIR ?= demo_output
 
-.PHONY: install test test-torch test-tf test-portable demo bench clean
+.PHONY: install lint format test test-torch test-tf test-portable demo bench clean
 
 install: $(STAMP)
 
@@ -17,6 +17,15 @@ $(STAMP): constraints.txt pyproject.toml Makefile
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt '$(TF_PKG)' -e '.[tf,test]'
 	touch $@
+
+# ruff, configured in pyproject.toml: `make format` rewrites, `make lint` only checks (CI).
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 # tensorflow and the `tfrecord` package cannot share a process, so the TensorFlow-side
 # tests run in a pytest process of their own; `make test` fails if either side fails.

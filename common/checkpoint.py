@@ -1,10 +1,12 @@
 """Checkpoint files: atomic writes, safe loads, strict loading with a readable report."""
+
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from common.errors import CheckpointMismatchError, InputError
 
@@ -43,8 +45,12 @@ def require_file(path: str | os.PathLike | None, what: str, where: str) -> Path:
     return Path(path)
 
 
-def load_checkpoint(path: str | os.PathLike, map_location="cpu", trust_pickle: bool = False,
-                    where: str = "pass the path of an existing file") -> Any:
+def load_checkpoint(
+    path: str | os.PathLike,
+    map_location="cpu",
+    trust_pickle: bool = False,
+    where: str = "pass the path of an existing file",
+) -> Any:
     """Load a torch checkpoint with `weights_only=True`; a missing file is `not_found(..., where)`.
 
     Some official files pickle whole objects (optimisers, argparse namespaces); loading those
@@ -89,7 +95,7 @@ def load_state_dict_file(path: str | os.PathLike, key: str | None = None, **kwar
 def strip_prefix(state_dict: Mapping[str, Any], prefix: str = "module.") -> dict:
     """Remove a DataParallel/DDP `module.` prefix when every key carries it."""
     if state_dict and all(k.startswith(prefix) for k in state_dict):
-        return {k[len(prefix):]: v for k, v in state_dict.items()}
+        return {k[len(prefix) :]: v for k, v in state_dict.items()}
     return dict(state_dict)
 
 
@@ -111,8 +117,9 @@ def mismatch_report(expected: Mapping[str, Any], given: Mapping[str, Any], limit
     return "; ".join(parts)
 
 
-def load_strict(model, state_dict: Mapping[str, Any], source: str | os.PathLike = "state dict",
-                ignore: tuple[str, ...] = ()) -> None:
+def load_strict(
+    model, state_dict: Mapping[str, Any], source: str | os.PathLike = "state dict", ignore: tuple[str, ...] = ()
+) -> None:
     """`model.load_state_dict(strict=True)` with a one-line report instead of torch's traceback.
 
     `ignore` lists key prefixes dropped knowingly (e.g. FOMM's `jacobian.` heads).

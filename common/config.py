@@ -1,11 +1,13 @@
 """YAML configs validated against a schema of defaults: unknown keys are errors."""
+
 from __future__ import annotations
 
 import copy
 import difflib
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from common.errors import InputError
 
@@ -34,8 +36,9 @@ def read_yaml(path: str | os.PathLike) -> dict:
     return data
 
 
-def merge_config(defaults: Mapping[str, Any], given: Mapping[str, Any], source: str = "config",
-                 open_keys: tuple[str, ...] = ()) -> dict:
+def merge_config(
+    defaults: Mapping[str, Any], given: Mapping[str, Any], source: str = "config", open_keys: tuple[str, ...] = ()
+) -> dict:
     """Recursively overlay `given` on `defaults`, rejecting keys the defaults do not define.
 
     Sections named in `open_keys` (dotted paths) accept any key, for free-form maps such as

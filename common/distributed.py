@@ -6,6 +6,7 @@ by `torchrun --nproc_per_node N`, a training command joins the process group (NC
 on CPUs) through `start`, wraps its networks with `Process.wrap` and reads their plain modules
 back with `unwrap`; launched with plain `python` it is one process and nothing is wrapped.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -18,6 +18,7 @@ Eyes and lips are open polylines in `fsth`/`lsr` and closed in the VPGC styles. 
 (N, 2) (x, y) pixels of the canvas; `size` is an int (square) or (height, width). A variant is a
 `dataclasses.replace` of a preset, not a new routine.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -41,12 +42,12 @@ class Group:
 
 @dataclass(frozen=True)
 class LandmarkStyle:
-    renderer: str                          # 'pillow' | 'matplotlib' | 'cv2'
-    groups: tuple[Group, ...]              # drawn in this order
+    renderer: str  # 'pillow' | 'matplotlib' | 'cv2'
+    groups: tuple[Group, ...]  # drawn in this order
     background: tuple[int, int, int] | int  # an int gives a one-channel canvas
-    width: float                           # pixels (pillow, cv2) or points (matplotlib)
-    default_size: int                      # the frame side the method works at
-    pin_axes: bool = False                 # matplotlib: axes stay on the frame whatever the points
+    width: float  # pixels (pillow, cv2) or points (matplotlib)
+    default_size: int  # the frame side the method works at
+    pin_axes: bool = False  # matplotlib: axes stay on the frame whatever the points
 
     @property
     def num_points(self) -> int:
@@ -59,9 +60,14 @@ def _span(first: int, last: int) -> tuple[int, ...]:
 
 # iBUG-68 chains in the order and colours FSTH and LSR share (LSR adds the inner lips).
 FACE68 = (
-    Group(_span(0, 16), GREEN), Group(_span(17, 21), ORANGE), Group(_span(22, 26), ORANGE),
-    Group(_span(27, 30), BLUE), Group(_span(31, 35), BLUE), Group(_span(36, 41), RED),
-    Group(_span(42, 47), RED), Group(_span(48, 59), PURPLE),
+    Group(_span(0, 16), GREEN),
+    Group(_span(17, 21), ORANGE),
+    Group(_span(22, 26), ORANGE),
+    Group(_span(27, 30), BLUE),
+    Group(_span(31, 35), BLUE),
+    Group(_span(36, 41), RED),
+    Group(_span(42, 47), RED),
+    Group(_span(48, 59), PURPLE),
 )
 FACE68_ALL = FACE68 + (Group(_span(60, 67), PINK),)
 
@@ -76,18 +82,45 @@ STYLES: dict[str, LandmarkStyle] = {
     "fsth": LandmarkStyle("pillow", FACE68, (255, 255, 255), 3, 256),
     "lsr": _LSR,
     "lsr_fixed": replace(_LSR, pin_axes=True),
-    "vpgc68": LandmarkStyle("cv2", _vpgc((
-        (_span(48, 59), True), (_span(60, 67), True), (_span(36, 41), True), (_span(42, 47), True),
-        (_span(17, 21), False), (_span(22, 26), False), (_span(27, 30), False), (_span(31, 35), False),
-        (_span(0, 16), False),
-    )), 0, 2, 512),
+    "vpgc68": LandmarkStyle(
+        "cv2",
+        _vpgc(
+            (
+                (_span(48, 59), True),
+                (_span(60, 67), True),
+                (_span(36, 41), True),
+                (_span(42, 47), True),
+                (_span(17, 21), False),
+                (_span(22, 26), False),
+                (_span(27, 30), False),
+                (_span(31, 35), False),
+                (_span(0, 16), False),
+            )
+        ),
+        0,
+        2,
+        512,
+    ),
     # the 86-point brows are closed loops: upper edge left to right, lower edge back
-    "vpgc86": LandmarkStyle("cv2", _vpgc((
-        ((66, 72, 67, 68, 69, 73, 70, 74, 85, 71, 84, 75), True), ((76, 78, 79, 80, 77, 83, 82, 81), True),
-        ((35, 36, 41, 37, 38, 39, 42, 40), True), ((43, 44, 49, 45, 46, 47, 50, 48), True),
-        ((17, 18, 19, 20, 21, 25, 24, 23, 22), True), ((26, 27, 28, 29, 30, 34, 33, 32, 31), True),
-        ((51, 52, 53, 54), False), ((57, 59, 61, 62, 63, 64, 65, 60, 58), False), (_span(0, 16), False),
-    )), 0, 2, 512),
+    "vpgc86": LandmarkStyle(
+        "cv2",
+        _vpgc(
+            (
+                ((66, 72, 67, 68, 69, 73, 70, 74, 85, 71, 84, 75), True),
+                ((76, 78, 79, 80, 77, 83, 82, 81), True),
+                ((35, 36, 41, 37, 38, 39, 42, 40), True),
+                ((43, 44, 49, 45, 46, 47, 50, 48), True),
+                ((17, 18, 19, 20, 21, 25, 24, 23, 22), True),
+                ((26, 27, 28, 29, 30, 34, 33, 32, 31), True),
+                ((51, 52, 53, 54), False),
+                ((57, 59, 61, 62, 63, 64, 65, 60, 58), False),
+                (_span(0, 16), False),
+            )
+        ),
+        0,
+        2,
+        512,
+    ),
 }
 
 
@@ -181,8 +214,9 @@ def _checked_points(landmarks: np.ndarray, needed: int, what: str) -> np.ndarray
     return landmarks
 
 
-def draw_landmarks(landmarks: np.ndarray, size: int | tuple[int, int] | None = None,
-                   style: str | LandmarkStyle = "fsth") -> np.ndarray:
+def draw_landmarks(
+    landmarks: np.ndarray, size: int | tuple[int, int] | None = None, style: str | LandmarkStyle = "fsth"
+) -> np.ndarray:
     """Rasterise landmarks in a method's style.
 
     Returns HxWx3 uint8 RGB for 'fsth', 'lsr' and 'lsr_fixed', HxW uint8 (0 or 255) for

@@ -1,9 +1,10 @@
 """User-facing errors and the CLI guard that turns them into one-line messages."""
+
 from __future__ import annotations
 
 import functools
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 
 class InputError(ValueError):

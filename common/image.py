@@ -3,6 +3,7 @@
 Images are HxWx3 uint8 RGB NumPy arrays at the boundaries; methods convert to their own
 tensor ranges with the helpers here, so the [0,1] / [-1,1] conventions live in one place.
 """
+
 from __future__ import annotations
 
 import os

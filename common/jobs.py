@@ -1,11 +1,12 @@
 """Run one step over many inputs: a process pool, a progress bar, and the failures (bad inputs)
 collected and listed at the end instead of stopping the run."""
+
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Callable, Iterable, Sequence
 
 from common.errors import InputError
 from common.progress import get_logger, progress
@@ -22,8 +23,9 @@ def _guarded(job: tuple[Callable, object]) -> tuple[object, list[str]]:
         return None, [str(exc)]
 
 
-def run_jobs(work: Callable, items: Sequence, workers: int, desc: str,
-             initializer: Callable | None = None, initargs: tuple = ()) -> tuple[list, list[str]]:
+def run_jobs(
+    work: Callable, items: Sequence, workers: int, desc: str, initializer: Callable | None = None, initargs: tuple = ()
+) -> tuple[list, list[str]]:
     """work(item) -> (result, [failure messages]) for every item, in `workers` processes (1: in
     this process). Returns the results in item order and all failures; logs the failures.
 
@@ -45,8 +47,10 @@ def run_jobs(work: Callable, items: Sequence, workers: int, desc: str,
             try:
                 outcomes = list(progress(pool.map(_guarded, jobs), desc=desc, total=len(jobs)))
             except BrokenProcessPool:
-                raise RuntimeError(f"{desc}: a worker process died (killed or out of memory); "
-                                   "rerun, with fewer --workers if memory is short") from None
+                raise RuntimeError(
+                    f"{desc}: a worker process died (killed or out of memory); "
+                    "rerun, with fewer --workers if memory is short"
+                ) from None
     results = [result for result, _ in outcomes]
     failures = [message for _, messages in outcomes for message in messages]
     report_failures(failures)

@@ -10,6 +10,7 @@ Images are HxWx3 uint8 RGB arrays (or image paths). `named_frames` walks an imag
 images or a video; `save_landmarks` / `load_landmarks` handle the per-frame `.npy` files;
 `face_descriptor` is dlib's 128-D identity embedding (for identity metrics).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,8 +18,9 @@ import functools
 import os
 import tempfile
 import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -35,8 +37,8 @@ FAN_DETECTORS = ("sfd", "dlib")
 
 class Face(NamedTuple):
     landmarks: np.ndarray  # (68, 2) float32 (x, y)
-    box: np.ndarray        # [x1, y1, x2, y2] float32
-    score: float           # detector confidence (see LandmarkDetector.detect_all)
+    box: np.ndarray  # [x1, y1, x2, y2] float32
+    score: float  # detector confidence (see LandmarkDetector.detect_all)
 
 
 # --------------------------------------------------------------------------------------- dlib
@@ -58,7 +60,7 @@ def _dlib_model_file(name: str) -> str:
     return str(path)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _dlib_models():
     """HOG detector and 68-point predictor, loaded once per process (about 1.5 s)."""
     import dlib
@@ -67,7 +69,7 @@ def _dlib_models():
     return dlib.get_frontal_face_detector(), predictor
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _dlib_face_recognizer():
     import dlib
 
@@ -111,9 +113,11 @@ def find_fan_weights(weights_dir: str | os.PathLike | None = None, face_detector
     missing = [name for name, path in paths.items() if not path.is_file()]
     if missing:
         where = "" if weights_dir is not None else " (or pass --fan_weights DIR holding them)"
-        raise InputError(f"face_alignment weights missing in {folder}: "
-                         + "; ".join(f"{name} (download {FAN_URL}{name})" for name in missing)
-                         + f"; put them there{where}, or use --backend dlib")
+        raise InputError(
+            f"face_alignment weights missing in {folder}: "
+            + "; ".join(f"{name} (download {FAN_URL}{name})" for name in missing)
+            + f"; put them there{where}, or use --backend dlib"
+        )
     return paths
 
 
@@ -157,8 +161,14 @@ def _load_fan(device: str, flip_input: bool, face_detector: str, fan_path: Path,
         kwargs = {"path_to_detector": _dlib_model_file("mmod_human_face_detector.dat")} if "cuda" in device else {}
     with _hub_dir_holding(fan_path), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the dlib detector's deprecation notice
-        return FaceAlignment(LandmarksType.TWO_D, device=device, flip_input=flip_input,
-                             face_detector=face_detector, face_detector_kwargs=kwargs, compile=False)
+        return FaceAlignment(
+            LandmarksType.TWO_D,
+            device=device,
+            flip_input=flip_input,
+            face_detector=face_detector,
+            face_detector_kwargs=kwargs,
+            compile=False,
+        )
 
 
 # ------------------------------------------------------------------------------------ detector
@@ -193,9 +203,16 @@ class LandmarkDetector:
     `main_face` overrides the rule: 'score', 'largest' or 'first' (detector order, as LSR).
     """
 
-    def __init__(self, backend: str = "dlib", device: str = "cpu", flip_input: bool = False,
-                 face_detector: str = "sfd", weights_dir: str | os.PathLike | None = None,
-                 upsample: int = 1, main_face: str | None = None):
+    def __init__(
+        self,
+        backend: str = "dlib",
+        device: str = "cpu",
+        flip_input: bool = False,
+        face_detector: str = "sfd",
+        weights_dir: str | os.PathLike | None = None,
+        upsample: int = 1,
+        main_face: str | None = None,
+    ):
         if backend not in BACKENDS:
             raise InputError(f"unknown landmark backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.main_face = main_face or ("score" if backend == "dlib" else "largest")
@@ -206,11 +223,11 @@ class LandmarkDetector:
             self._detector, self._predictor = _dlib_models()
             return
         if face_detector not in FAN_DETECTORS:
-            raise InputError(f"unknown face_alignment detector {face_detector!r}; "
-                             f"choose one of {', '.join(FAN_DETECTORS)}")
+            raise InputError(
+                f"unknown face_alignment detector {face_detector!r}; choose one of {', '.join(FAN_DETECTORS)}"
+            )
         paths = find_fan_weights(weights_dir, face_detector)  # before face-alignment can download
-        self._fan = _load_fan(device, bool(flip_input), face_detector,
-                              paths[FAN_FILE].resolve(), paths.get(SFD_FILE))
+        self._fan = _load_fan(device, bool(flip_input), face_detector, paths[FAN_FILE].resolve(), paths.get(SFD_FILE))
 
     def detect_all(self, image: np.ndarray | str | os.PathLike) -> list[Face]:
         """Every face found, the main face first.
@@ -238,8 +255,9 @@ class LandmarkDetector:
         else a NoFaceError naming the frame index."""
         return [self._detect_or_none(frame, f"frame {index}", skip_missing) for index, frame in enumerate(frames)]
 
-    def detect_path(self, path: str | os.PathLike, every_k: int = 1,
-                    skip_missing: bool = False) -> dict[str, np.ndarray | None]:
+    def detect_path(
+        self, path: str | os.PathLike, every_k: int = 1, skip_missing: bool = False
+    ) -> dict[str, np.ndarray | None]:
         """Landmarks per frame of an image, a folder of images or a video, keyed as `named_frames`."""
         frames, _ = named_frames(path, every_k)
         return {name: self._detect_or_none(frame, f"{path} [{name}]", skip_missing) for name, frame in frames}
@@ -274,7 +292,8 @@ class LandmarkDetector:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # its "No faces were detected." is our NoFaceError
             points, point_scores, boxes = self._fan.get_landmarks_from_image(
-                image, return_bboxes=True, return_landmark_score=True)
+                image, return_bboxes=True, return_landmark_score=True
+            )
         if points is None:
             return []
         faces = []

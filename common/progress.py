@@ -1,9 +1,11 @@
 """Progress bars and logging: one look for every long-running command."""
+
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Iterable, TypeVar
+from collections.abc import Iterable
+from typing import TypeVar
 
 T = TypeVar("T")
 

@@ -1,11 +1,12 @@
 """Training logs: a CSV file a script can read and TensorBoard event files, without TensorFlow."""
+
 from __future__ import annotations
 
 import csv
 import sys
 import types
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 
 class RunLog:
@@ -39,7 +40,7 @@ class RunLog:
     def close(self) -> None:
         self.tensorboard.close()
 
-    def __enter__(self) -> "RunLog":
+    def __enter__(self) -> RunLog:
         return self
 
     def __exit__(self, *exc) -> None:

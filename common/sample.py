@@ -4,6 +4,7 @@ DIR/source.png and DIR/driving/NNNNN.png, their landmarks DIR/landmarks/source.n
 DIR/landmarks/driving/NNNNN.npy, their label maps DIR/parsing/source.png and
 DIR/parsing/driving/NNNNN.png, and DIR/meta.json (fps among others).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,9 +44,15 @@ def sample_frames(sample: Path) -> list[SampleFrame]:
     driving = list_images(require(sample / "driving", sample))
     if not driving:
         raise InputError(f"{sample / 'driving'}: no frames (run python -m tools.make_sample_data --out {sample})")
-    frames = [SampleFrame(sample / "source.png", sample / "landmarks" / "source.npy", sample / "parsing" / "source.png")]
-    return frames + [SampleFrame(p, sample / "landmarks" / "driving" / f"{p.stem}.npy",
-                                 sample / "parsing" / "driving" / f"{p.stem}.png") for p in driving]
+    frames = [
+        SampleFrame(sample / "source.png", sample / "landmarks" / "source.npy", sample / "parsing" / "source.png")
+    ]
+    return frames + [
+        SampleFrame(
+            p, sample / "landmarks" / "driving" / f"{p.stem}.npy", sample / "parsing" / "driving" / f"{p.stem}.png"
+        )
+        for p in driving
+    ]
 
 
 def sample_fps(sample: Path) -> float:

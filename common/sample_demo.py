@@ -1,26 +1,42 @@
 """What every `make demo` step (`python -m <package>.sample_demo`) shares: its arguments, the
 time-boxed quick fit used when no official checkpoint is given, and the README.txt that says
 which of the two produced the frames."""
+
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from common.errors import InputError
 from common.sample import add_sample_arguments
 
 
-def add_demo_arguments(parser: argparse.ArgumentParser, steps: int, max_seconds: float,
-                       checkpoint_flag: str = "--checkpoint", checkpoint_help: str = "official checkpoint") -> None:
+def add_demo_arguments(
+    parser: argparse.ArgumentParser,
+    steps: int,
+    max_seconds: float,
+    checkpoint_flag: str = "--checkpoint",
+    checkpoint_help: str = "official checkpoint",
+) -> None:
     """--sample, --out, the checkpoint flag (without it: a quick fit), --steps, --max_seconds, --seed."""
     add_sample_arguments(parser)
-    parser.add_argument(checkpoint_flag, dest="checkpoint", type=Path,
-                        help=f"{checkpoint_help}; without it a quick fit on the sample is run")
-    parser.add_argument("--steps", type=int, default=steps, help=f"quick fit: at most this many steps (default {steps})")
-    parser.add_argument("--max_seconds", type=float, default=max_seconds,
-                        help=f"quick fit: stop training after about this many seconds (default {max_seconds:g})")
+    parser.add_argument(
+        checkpoint_flag,
+        dest="checkpoint",
+        type=Path,
+        help=f"{checkpoint_help}; without it a quick fit on the sample is run",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=steps, help=f"quick fit: at most this many steps (default {steps})"
+    )
+    parser.add_argument(
+        "--max_seconds",
+        type=float,
+        default=max_seconds,
+        help=f"quick fit: stop training after about this many seconds (default {max_seconds:g})",
+    )
     parser.add_argument("--seed", type=int, default=0, help="quick fit: initialisation and data order")
 
 
@@ -32,8 +48,9 @@ def check_demo_arguments(args: argparse.Namespace) -> None:
         raise InputError(f"--max_seconds must be positive, got {args.max_seconds}")
 
 
-def time_boxed_fit(train_until: Callable[[int], object], steps: int, max_seconds: float,
-                   first: int = 10) -> tuple[int, float]:
+def time_boxed_fit(
+    train_until: Callable[[int], object], steps: int, max_seconds: float, first: int = 10
+) -> tuple[int, float]:
     """Train in resumed chunks until `steps` are done or about `max_seconds` have passed.
 
     `train_until(n)` must continue the run to step n (trainers here resume exactly). A first call
@@ -45,8 +62,11 @@ def time_boxed_fit(train_until: Callable[[int], object], steps: int, max_seconds
         elapsed = time.perf_counter() - start
         if done and elapsed >= max_seconds:
             break
-        target = min(steps, first) if not done else \
-            min(steps, done + max(1, int((max_seconds - elapsed) / (elapsed / done))))
+        target = (
+            min(steps, first)
+            if not done
+            else min(steps, done + max(1, int((max_seconds - elapsed) / (elapsed / done))))
+        )
         train_until(target)
         done = target
     return done, time.perf_counter() - start

@@ -9,15 +9,16 @@ Depth (VFA) is 16-bit: FFV1 `gray16le` in .nut/.mkv round-trips bit-exactly, and
 frames go to OpenEXR as channel Y, which OpenCV and the OpenEXR library both read back. The
 8-bit side-by-side layout of VFA's RGB-D videos puts the depth (grey) left of the colour frame.
 """
+
 from __future__ import annotations
 
 import contextlib
 import itertools
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -123,8 +124,9 @@ def video_info(path: str | os.PathLike, default_fps: float = DEFAULT_FPS) -> Vid
         )
 
 
-def iter_frames(path: str | os.PathLike, every_k: int = 1, max_frames: int | None = None,
-                pix_fmt: str = "rgb24") -> Iterator[np.ndarray]:
+def iter_frames(
+    path: str | os.PathLike, every_k: int = 1, max_frames: int | None = None, pix_fmt: str = "rgb24"
+) -> Iterator[np.ndarray]:
     """Stream frames: every `every_k`-th one (0, k, 2k, ...), at most `max_frames` of them.
 
     The file is opened, and a missing or unreadable one reported, on this call rather than at
@@ -141,8 +143,7 @@ def iter_frames(path: str | os.PathLike, every_k: int = 1, max_frames: int | Non
     return _video_frames(_open(path), path, every_k, max_frames, pix_fmt)
 
 
-def _video_frames(container, path: Path, every_k: int, max_frames: int | None,
-                  pix_fmt: str) -> Iterator[np.ndarray]:
+def _video_frames(container, path: Path, every_k: int, max_frames: int | None, pix_fmt: str) -> Iterator[np.ndarray]:
     with container:
         picked = itertools.islice(_decode(container, path), 0, None, every_k)
         # islice stops before decoding past the last wanted frame.
@@ -150,8 +151,9 @@ def _video_frames(container, path: Path, every_k: int, max_frames: int | None,
             yield _to_array(frame, pix_fmt)
 
 
-def read_video(path: str | os.PathLike, every_k: int = 1, max_frames: int | None = None,
-               desc: str | None = None) -> np.ndarray:
+def read_video(
+    path: str | os.PathLike, every_k: int = 1, max_frames: int | None = None, desc: str | None = None
+) -> np.ndarray:
     """A short clip as one (T,H,W,3) uint8 array; `desc` shows a progress bar on a terminal."""
     frames = iter_frames(path, every_k, max_frames)
     if desc:
@@ -174,8 +176,15 @@ class VideoWriter:
     `write_depth_video`). `options` are extra encoder options.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float = DEFAULT_FPS, codec: str = "libx264",
-                 crf: int = 15, pix_fmt: str = "yuv420p", options: dict | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fps: float = DEFAULT_FPS,
+        codec: str = "libx264",
+        crf: int = 15,
+        pix_fmt: str = "yuv420p",
+        options: dict | None = None,
+    ):
         if fps <= 0:
             raise InputError(f"{path}: fps must be positive, got {fps}")
         self.path = Path(path)
@@ -191,7 +200,7 @@ class VideoWriter:
         self._container = None
         self._stream = None
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -216,8 +225,9 @@ class VideoWriter:
         frame = np.asarray(frame)
         in_fmt = _INPUT_FORMATS.get((frame.dtype.name, frame.ndim))
         if in_fmt is None or (frame.ndim == 3 and frame.shape[2] != 3):
-            raise InputError(f"{self.path}: frames must be HxWx3 uint8, HxW uint8 or HxW uint16, "
-                             f"got {frame.dtype} {frame.shape}")
+            raise InputError(
+                f"{self.path}: frames must be HxWx3 uint8, HxW uint8 or HxW uint16, got {frame.dtype} {frame.shape}"
+            )
         height, width = frame.shape[:2]
         if self._even and (height % 2 or width % 2):
             self.padded = True
@@ -233,8 +243,10 @@ class VideoWriter:
         if self._container is None:
             self._start(*frame.shape[:2])
         if frame.shape[:2] != (self._stream.height, self._stream.width):
-            raise InputError(f"{self.path}: frame size {frame.shape[1]}x{frame.shape[0]} differs from "
-                             f"the video's {self._stream.width}x{self._stream.height}")
+            raise InputError(
+                f"{self.path}: frame size {frame.shape[1]}x{frame.shape[0]} differs from "
+                f"the video's {self._stream.width}x{self._stream.height}"
+            )
         for packet in self._stream.encode(av.VideoFrame.from_ndarray(frame, format=in_fmt)):
             self._container.mux(packet)
         self.frames_written += 1
@@ -260,8 +272,14 @@ class VideoWriter:
             os.replace(self._tmp, self.path)
 
 
-def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float = DEFAULT_FPS,
-                crf: int = 15, desc: str | None = None, **kwargs) -> Path:
+def write_video(
+    path: str | os.PathLike,
+    frames: Iterable[np.ndarray],
+    fps: float = DEFAULT_FPS,
+    crf: int = 15,
+    desc: str | None = None,
+    **kwargs,
+) -> Path:
     """Stream an iterable of frames into a video (H.264 mp4 by default); see `VideoWriter`.
 
     `kwargs` go to `VideoWriter` (codec, pix_fmt, options); `desc` shows a progress bar.
@@ -303,8 +321,7 @@ def write_frames(folder: str | os.PathLike, frames: Iterable[np.ndarray], start:
     return [write_image(folder / f"{i:05d}.png", frame) for i, frame in enumerate(frames, start)]
 
 
-def write_depth_video(path: str | os.PathLike, frames: Iterable[np.ndarray],
-                      fps: float = DEFAULT_FPS) -> Path:
+def write_depth_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float = DEFAULT_FPS) -> Path:
     """16-bit depth frames (HxW uint16) as lossless FFV1 gray16le in a .nut or .mkv file."""
     path = Path(path)
     if path.suffix.lower() not in (".nut", ".mkv"):
@@ -344,7 +361,8 @@ def _opencv_exr(path: Path):
             raise RuntimeError(
                 "OpenCV's EXR codec is disabled in this process: it was used before "
                 "OPENCV_IO_ENABLE_OPENEXR=1 was set (or the variable is not 1). Start Python with "
-                "OPENCV_IO_ENABLE_OPENEXR=1 in the environment") from None
+                "OPENCV_IO_ENABLE_OPENEXR=1 in the environment"
+            ) from None
         raise InputError(f"{path}: OpenCV could not handle this EXR file ({_reason(exc)})") from None
 
 
@@ -400,8 +418,7 @@ def depth_to_gray8(depth: np.ndarray, lo: float | None = None, hi: float | None 
     return np.repeat(grey[..., None], 3, axis=2)
 
 
-def side_by_side(depth: np.ndarray, colour: np.ndarray, lo: float | None = None,
-                 hi: float | None = None) -> np.ndarray:
+def side_by_side(depth: np.ndarray, colour: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
     """The 8-bit RGB-D frame VFA's data uses (Record3D export), H x 2W x 3: depth as grey on
     the left, colour on the right.
 
@@ -414,8 +431,9 @@ def side_by_side(depth: np.ndarray, colour: np.ndarray, lo: float | None = None,
     else:
         grey = depth_to_gray8(depth, lo, hi)
     if colour.dtype != np.uint8 or colour.ndim != 3 or grey.shape != colour.shape:
-        raise InputError(f"depth {depth.shape} and colour {colour.dtype} {colour.shape} "
-                         "must be HxW and HxWx3 uint8 of one size")
+        raise InputError(
+            f"depth {depth.shape} and colour {colour.dtype} {colour.shape} must be HxW and HxWx3 uint8 of one size"
+        )
     return np.concatenate([grey, colour], axis=1)
 
 

@@ -5,10 +5,11 @@ keypoints, its expression vector and one decoder pass over the pixels, several f
 `python -m fsrt.demo` (the original's command) and `python -m fsrt.sample_demo` run on it, and
 `fsrt.extract_keypoints` shares its frame preparation and hull measure.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ from common.image import IMAGE_SUFFIXES, read_image, to_uint8
 from common.video import iter_frames
 
 SIZE = 256  # the released models are trained at 256x256 only
+
 
 # ------------------------------------------------------------------------------------ frames
 def prepare(frame: np.ndarray, size: int | None = None) -> np.ndarray:
@@ -74,8 +76,13 @@ def hull_area(points: np.ndarray) -> float:
         return 0.0
 
 
-def transfer_motion(kp_driving: torch.Tensor, kp_source: torch.Tensor, kp_anchor: torch.Tensor,
-                    relative: bool = False, adapt_scale: bool = False) -> torch.Tensor:
+def transfer_motion(
+    kp_driving: torch.Tensor,
+    kp_source: torch.Tensor,
+    kp_anchor: torch.Tensor,
+    relative: bool = False,
+    adapt_scale: bool = False,
+) -> torch.Tensor:
     """Keypoints the decoder gets for driving keypoints [T, K, 2].
 
     Absolute: the driving keypoints. Relative: the first source's keypoints [K, 2] moved by the
@@ -89,8 +96,10 @@ def transfer_motion(kp_driving: torch.Tensor, kp_source: torch.Tensor, kp_anchor
         source, anchor = hull_area(kp_source.cpu().numpy()), hull_area(kp_anchor.cpu().numpy())
         for area, which in ((source, "source image"), (anchor, "anchor driving frame")):
             if area == 0:
-                raise InputError(f"--adapt_scale: the keypoints of the {which} span no area (they coincide "
-                                 "or lie on a line); run without --adapt_scale")
+                raise InputError(
+                    f"--adapt_scale: the keypoints of the {which} span no area (they coincide "
+                    "or lie on a line); run without --adapt_scale"
+                )
         scale = float(np.sqrt(source / anchor))
     return kp_source + (kp_driving - kp_anchor) * scale
 
@@ -134,8 +143,9 @@ def drive_codes(model, detector, frames: torch.Tensor) -> tuple[torch.Tensor, to
 
 
 @torch.inference_mode()
-def render(model, z: torch.Tensor, kp: torch.Tensor, expression: torch.Tensor, height: int, width: int,
-           max_num_pixels: int) -> torch.Tensor:
+def render(
+    model, z: torch.Tensor, kp: torch.Tensor, expression: torch.Tensor, height: int, width: int, max_num_pixels: int
+) -> torch.Tensor:
     """Predictions [B, 3, H, W] clamped to [0, 1] for B frames at once; at most `max_num_pixels`
     query pixels of all B frames together are decoded at a time, which bounds the memory."""
     chunk = max(1, max_num_pixels // len(kp))
@@ -143,14 +153,26 @@ def render(model, z: torch.Tensor, kp: torch.Tensor, expression: torch.Tensor, h
     return frames.clamp(0, 1)
 
 
-def animate(model, detector, sources: torch.Tensor, driving: torch.Tensor, relative: bool = False,
-            adapt_scale: bool = False, anchor: int = 0, batch_size: int = 4,
-            max_num_pixels: int = 8192) -> torch.Tensor:
+def animate(
+    model,
+    detector,
+    sources: torch.Tensor,
+    driving: torch.Tensor,
+    relative: bool = False,
+    adapt_scale: bool = False,
+    anchor: int = 0,
+    batch_size: int = 4,
+    max_num_pixels: int = 8192,
+) -> torch.Tensor:
     """Predictions [T, 3, H, W] for in-memory sources [S, 3, H, W] and driving frames [T, 3, H, W];
     the relative motion is measured from driving frame `anchor` (the best frame)."""
     z, kp_source = encode_sources(model, detector, sources)
     kp, expression = drive_codes(model, detector, driving)
     kp = transfer_motion(kp, kp_source[0], kp[anchor], relative, adapt_scale)
     height, width = sources.shape[-2:]
-    return torch.cat([render(model, z, kp[i:i + batch_size], expression[i:i + batch_size], height, width,
-                             max_num_pixels) for i in range(0, len(kp), batch_size)])
+    return torch.cat(
+        [
+            render(model, z, kp[i : i + batch_size], expression[i : i + batch_size], height, width, max_num_pixels)
+            for i in range(0, len(kp), batch_size)
+        ]
+    )

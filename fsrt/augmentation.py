@@ -1,5 +1,6 @@
 """Colour jitter of a clip, one random draw per clip (torchvision's ColorJitter semantics,
 written on float tensors since no torchvision build exists for this CPU setup)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +9,9 @@ import torch
 _GRAY = torch.tensor([0.299, 0.587, 0.114])
 
 
-def jitter_factors(rng: np.random.Generator, brightness: float = 0, contrast: float = 0,
-                   saturation: float = 0, hue: float = 0) -> tuple[list[tuple[str, float]]]:
+def jitter_factors(
+    rng: np.random.Generator, brightness: float = 0, contrast: float = 0, saturation: float = 0, hue: float = 0
+) -> tuple[list[tuple[str, float]]]:
     """Random factors and a random order of the enabled operations."""
     ops = []
     for name, amount in (("brightness", brightness), ("contrast", contrast), ("saturation", saturation)):

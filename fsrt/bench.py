@@ -8,9 +8,11 @@ phase: 4096 random target pixels (phase 1), a 128x128 sub-grid with gradients pl
 plus the discriminator and its update (phase 3). Peak memory is the process's resident peak so
 far on CPU (it never goes down), the stage's allocator peak on GPU.
 """
+
 from __future__ import annotations
 
 import argparse
+import functools
 import resource
 import time
 
@@ -26,7 +28,7 @@ SIZE = 256
 
 def peak_mib(device: str) -> float:
     if device == "cuda":
-        return torch.cuda.max_memory_allocated() / 2 ** 20
+        return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
@@ -47,6 +49,7 @@ def timed(fn, device: str, repeat: int = 1) -> tuple[float, float, object]:
 def training_batch(batch: int, num_src: int, phase1_pixels: int | None) -> dict:
     """Random frames with the dataset's keys: `phase1_pixels` random target pixels, or (None)
     the stride-2 sub-grid at offset (0, 0) with gradients and the other three without."""
+
     def frames(*shape):
         return torch.rand(batch, *shape, 3, SIZE, SIZE)
 
@@ -61,24 +64,36 @@ def training_batch(batch: int, num_src: int, phase1_pixels: int | None) -> dict:
     pixels = target.permute(0, 2, 3, 1).reshape(batch, -1, 3)
     flat = grid.reshape(-1, 2)
     return {
-        "input_images_augm": frames(num_src), "input_images_augm2": frames(num_src),
+        "input_images_augm": frames(num_src),
+        "input_images_augm2": frames(num_src),
         "input_images_augm2_uncropped": frames(num_src),
-        "kp_scale": torch.ones(batch, 2), "kp_shift": torch.zeros(batch, 2),
+        "kp_scale": torch.ones(batch, 2),
+        "kp_shift": torch.zeros(batch, 2),
         "input_pos": grid.expand(batch, num_src, -1, -1, -1),
-        "target_image_augm": target, "target_image_augm2": frames(),
-        "target_image_augm2_uncropped": frames(), "target_image_augm3_crop": frames(),
-        "target_pos": flat[sampled].expand(batch, -1, -1), "remaining_pos": flat[remaining].expand(batch, -1, -1),
-        "sampled_idxs": sampled.expand(batch, -1), "remaining_idxs": remaining.expand(batch, -1),
+        "target_image_augm": target,
+        "target_image_augm2": frames(),
+        "target_image_augm2_uncropped": frames(),
+        "target_image_augm3_crop": frames(),
+        "target_pos": flat[sampled].expand(batch, -1, -1),
+        "remaining_pos": flat[remaining].expand(batch, -1, -1),
+        "sampled_idxs": sampled.expand(batch, -1),
+        "remaining_idxs": remaining.expand(batch, -1),
         "target_pixels_augm": pixels[:, sampled] if phase1_pixels is not None else pixels,
     }
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fsrt.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", default="vox256", help="config whose model sizes are timed (vox256_2Source: 2 sources)")
+    parser.add_argument(
+        "--config", default="vox256", help="config whose model sizes are timed (vox256_2Source: 2 sources)"
+    )
     parser.add_argument("--max_num_pixels", type=int, default=8192, help="decoder chunk, as the demo's flag")
-    parser.add_argument("--num_pixels", type=int, default=SIZE * SIZE,
-                        help="query pixels decoded; the per-frame time is scaled from them (cost is linear)")
+    parser.add_argument(
+        "--num_pixels",
+        type=int,
+        default=SIZE * SIZE,
+        help="query pixels decoded; the per-frame time is scaled from them (cost is linear)",
+    )
     parser.add_argument("--frames", type=int, default=1, help="frames decoded for the average")
     parser.add_argument("--batch", type=int, default=1, help="training batch per step")
     parser.add_argument("--phases", type=int, nargs="*", default=[1, 2, 3], help="training phases to time")
@@ -98,11 +113,12 @@ def main(argv=None) -> int:
         rows.append((f"keypoints + expression, {num_src} frame(s)", ms, mib))
         ms, mib, z = timed(lambda: model.encode(sources[None], kp[None], expression[None]), device)
         rows.append((f"encoder, {num_src} source(s) (once per video)", ms, mib))
-        code = model.pixel_code(SIZE, SIZE, device)[:opt.num_pixels]
+        code = model.pixel_code(SIZE, SIZE, device)[: opt.num_pixels]
         decode = lambda: model.decoder.render(z, code, kp[:1], expression[:1], opt.max_num_pixels)  # noqa: E731
         ms, mib, _ = timed(decode, device, opt.frames)
-        rows.append((f"decoder per {SIZE}x{SIZE} frame (chunks of {opt.max_num_pixels})",
-                     ms * SIZE * SIZE / len(code), mib))
+        rows.append(
+            (f"decoder per {SIZE}x{SIZE} frame (chunks of {opt.max_num_pixels})", ms * SIZE * SIZE / len(code), mib)
+        )
 
     disc = MultiScaleDiscriminator(cfg["discriminator"]["scales"], **cfg["discriminator"]["disc_kwargs"]).to(device)
     trainer = FSRTTrainer(cfg, model.encoder, model.decoder, model.expression_encoder, detector, disc, device=device)
@@ -113,7 +129,7 @@ def main(argv=None) -> int:
     first_it = {1: 0, 2: trainer.phase2_start, 3: trainer.phase3_start + tcfg["disc_warmup_iters"]}
     for phase in opt.phases:
         data = training_batch(opt.batch, num_src, cfg["data"]["num_pixels_phase1"] if phase == 1 else None)
-        step = lambda: trainer.train_step(data, first_it[phase], optimizer, optimizer_disc)  # noqa: E731
+        step = functools.partial(trainer.train_step, data, first_it[phase], optimizer, optimizer_disc)
         ms, mib, _ = timed(step, device)
         what = {1: f"{cfg['data']['num_pixels_phase1']} px", 2: "16384 + 49152 px", 3: "phase 2 + GAN"}[phase]
         rows.append((f"train step phase {phase}, batch {opt.batch} ({what}): {1000 / ms:.3f} steps/s", ms, mib))

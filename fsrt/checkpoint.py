@@ -6,23 +6,26 @@
 * `kp_detector.pt`: a flat `KPDetector` state dict. FOMM checkpoints (a dict with
   `kp_detector`) load too; their `jacobian.*` head is dropped, FSRT has none.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-
-from common.distributed import unwrap
 from common.checkpoint import load_checkpoint, load_strict, save_checkpoint
+from common.distributed import unwrap
 from common.errors import CheckpointMismatchError
 from fsrt.config import load_config
 from fsrt.model import FSRT, KPDetector
 
 FSRT_PARTS = ("encoder", "decoder", "expression_encoder")
 DEFAULT_KP_DETECTOR = Path("checkpoints/fsrt/kp_detector.pt")
-_WHERE = ("the official files are in the Google Drive folder linked from the README of "
-          "github.com/andrerochow/fsrt; put them under checkpoints/fsrt/")
+_WHERE = (
+    "the official files are in the Google Drive folder linked from the README of "
+    "github.com/andrerochow/fsrt; put them under checkpoints/fsrt/"
+)
 
 
 def _read(path: str | os.PathLike) -> Mapping[str, Any]:
@@ -32,8 +35,9 @@ def _read(path: str | os.PathLike) -> Mapping[str, Any]:
     return content
 
 
-def load_kp_detector(path: str | os.PathLike = DEFAULT_KP_DETECTOR,
-                     kp_detector: KPDetector | None = None) -> KPDetector:
+def load_kp_detector(
+    path: str | os.PathLike = DEFAULT_KP_DETECTOR, kp_detector: KPDetector | None = None
+) -> KPDetector:
     """Load `kp_detector.pt` strictly into `kp_detector` (default: a new `KPDetector()`), in eval mode."""
     state = _read(path)
     if isinstance(state.get("kp_detector"), Mapping):  # a FOMM training checkpoint
@@ -50,8 +54,7 @@ def load_fsrt(model: FSRT, path: str | os.PathLike) -> dict[str, Any]:
     missing = [part for part in FSRT_PARTS if part not in content]
     if missing:
         found = ", ".join(list(content)[:6]) + (", ..." if len(content) > 6 else "")
-        raise CheckpointMismatchError(
-            f"{path}: not an FSRT checkpoint, no {', '.join(missing)} entry (found: {found})")
+        raise CheckpointMismatchError(f"{path}: not an FSRT checkpoint, no {', '.join(missing)} entry (found: {found})")
     for part in FSRT_PARTS:
         load_strict(getattr(model, part), content[part], source=f"{path} [{part}]")
     return {key: value for key, value in content.items() if key not in FSRT_PARTS}
@@ -69,9 +72,12 @@ def save_fsrt(path: str | os.PathLike, model: FSRT, **entries) -> Path:
     return save_checkpoint(content, path)
 
 
-def load_pretrained(config: str | os.PathLike | Mapping[str, Any], checkpoint: str | os.PathLike,
-                    kp_detector: str | os.PathLike = DEFAULT_KP_DETECTOR,
-                    device="cpu") -> tuple[KPDetector, FSRT]:
+def load_pretrained(
+    config: str | os.PathLike | Mapping[str, Any],
+    checkpoint: str | os.PathLike,
+    kp_detector: str | os.PathLike = DEFAULT_KP_DETECTOR,
+    device="cpu",
+) -> tuple[KPDetector, FSRT]:
     """Build the detector and FSRT from a config (path, bundled name or dict), load both
     checkpoints strictly and return them in eval mode on `device`."""
     model = FSRT(**load_config(config)["model"])

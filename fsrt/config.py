@@ -6,13 +6,16 @@ has one (`max_it`, `num_workers`, `lr_warmup`, `decay_it`), otherwise the `vox25
 `encoder_kwargs`/`decoder_kwargs` also accept the constructor arguments the released configs
 leave at their defaults (`num_conv_blocks`, `num_att_blocks`, `num_kp`).
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from common.config import load_config as _load_yaml, merge_config
+from common.config import load_config as _load_yaml
+from common.config import merge_config
 from common.errors import InputError
 
 RUNS_DIR = Path(__file__).resolve().parent / "runs"
@@ -35,8 +38,13 @@ DEFAULTS: dict[str, Any] = {
         },
     },
     "model": {
-        "encoder_kwargs": {**_OCTAVES, "encode_with_expression": True, "num_conv_blocks": 3,
-                           "num_att_blocks": 5, "num_kp": 10},
+        "encoder_kwargs": {
+            **_OCTAVES,
+            "encode_with_expression": True,
+            "num_conv_blocks": 3,
+            "num_att_blocks": 5,
+            "num_kp": 10,
+        },
         "decoder_kwargs": {**_OCTAVES, "num_att_blocks": 2, "num_kp": 10},
         "small_decoder": False,
         "expression_size": 256,
@@ -44,8 +52,16 @@ DEFAULTS: dict[str, Any] = {
     "discriminator": {
         "use_disc": True,
         "scales": [1],
-        "disc_kwargs": {"num_channels": 3, "block_expansion": 64, "num_blocks": 4, "max_features": 512,
-                        "sn": False, "use_kp": True, "num_kp": 10, "kp_variance": 0.01},
+        "disc_kwargs": {
+            "num_channels": 3,
+            "block_expansion": 64,
+            "num_blocks": 4,
+            "max_features": 512,
+            "sn": False,
+            "use_kp": True,
+            "num_kp": 10,
+            "kp_variance": 0.01,
+        },
     },
     "training": {
         "iters_in_phase1": 200000,

@@ -8,6 +8,7 @@ augmentations; the model's keypoints come from the KPDetector at training time.
 Every sample is a pure function of (seed, sample number): its random draws come from a
 generator seeded with both, so a resumed or multi-process run sees the same stream of data.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,7 +40,7 @@ def _resize(images: torch.Tensor, size: int, box: tuple[int, int, int, int] | No
     """Crop [N, 3, H, W] to box = (top, bottom, left, right) pixels removed, then bilinear to size²."""
     if box is not None:
         top, bottom, left, right = box
-        images = images[..., top:images.shape[-2] - bottom, left:images.shape[-1] - right]
+        images = images[..., top : images.shape[-2] - bottom, left : images.shape[-1] - right]
     if images.shape[-2:] == (size, size):
         return images
     return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
@@ -53,10 +54,22 @@ class VoxDataset(torch.utils.data.Dataset):
     before the first '#'), each repeated 10000 times per epoch.
     """
 
-    def __init__(self, data_path, kp_path, mode: str = "train", num_src: int = 1, num_pixels: int = 16384,
-                 num_pixels_phase1: int = 4096, image_subsampling: bool = True,
-                 simulate_out_of_frame_motion: bool = True, augmentation_params: dict | None = None,
-                 phase1: bool = True, frame_size: int = 256, seed: int = 0, **_unused):
+    def __init__(
+        self,
+        data_path,
+        kp_path,
+        mode: str = "train",
+        num_src: int = 1,
+        num_pixels: int = 16384,
+        num_pixels_phase1: int = 4096,
+        image_subsampling: bool = True,
+        simulate_out_of_frame_motion: bool = True,
+        augmentation_params: dict | None = None,
+        phase1: bool = True,
+        frame_size: int = 256,
+        seed: int = 0,
+        **_unused,
+    ):
         self.is_train = mode == "train"
         self.root = Path(data_path) / ("train" if self.is_train else "val")
         self.kp_path = Path(kp_path)
@@ -68,10 +81,12 @@ class VoxDataset(torch.utils.data.Dataset):
         self.flip = self.is_train and params.get("flip_param", {}).get("horizontal_flip", False)
         self.jitter = params.get("jitter_param") if self.is_train else None
         if image_subsampling:
-            side = int(round(num_pixels ** 0.5))
+            side = int(round(num_pixels**0.5))
             if side * side != num_pixels or frame_size % side:
-                raise InputError(f"image_subsampling needs num_pixels = n² with {frame_size} a multiple of n, "
-                                 f"got num_pixels {num_pixels}")
+                raise InputError(
+                    f"image_subsampling needs num_pixels = n² with {frame_size} a multiple of n, "
+                    f"got num_pixels {num_pixels}"
+                )
             self.stride = frame_size // side
         videos = _list_videos(self.root)
         if self.is_train:
@@ -111,7 +126,7 @@ class VoxDataset(torch.utils.data.Dataset):
     def _out_of_frame_crop(self, landmarks: np.ndarray, rng: np.random.Generator):
         """Crop (top, bottom, left, right) in frame pixels leaving the enlarged source face box
         inside, with the keypoint map (shift, scale) from uncropped to cropped coordinates."""
-        lm = landmarks[:self.num_src]
+        lm = landmarks[: self.num_src]
         width, height = np.ptp(lm[..., 0]), np.ptp(lm[..., 1])
         min_x = np.rint(max(0, lm[..., 0].min() - np.rint(0.2 * width)))
         max_x = np.rint(min(255, lm[..., 0].max() + np.rint(0.2 * width)))
@@ -126,8 +141,9 @@ class VoxDataset(torch.utils.data.Dataset):
             amounts = [draw(int(min_y)), draw(256 - int(max_y) - 1), draw(int(min_x)), draw(256 - int(max_x) - 1)]
             top, bottom, left, right = (int(np.rint(a * factor)) for a in amounts)
             shift = np.array([(right - left) / self.size, (bottom - top) / self.size], np.float32)
-            scale = np.array([self.size / (self.size - left - right), self.size / (self.size - top - bottom)],
-                             np.float32)
+            scale = np.array(
+                [self.size / (self.size - left - right), self.size / (self.size - top - bottom)], np.float32
+            )
             # Image corners must land inside [-2, 2] after the keypoint map.
             if (np.abs(np.stack([(-1 + shift) * scale, (1 + shift) * scale])) <= 2).all():
                 return (top, bottom, left, right), shift, scale
@@ -139,10 +155,12 @@ class VoxDataset(torch.utils.data.Dataset):
         top = max(lm[..., 1].min() - np.rint(0.25 * height), 0)
         bottom = min(lm[..., 1].max() + np.rint(0.05 * height), side - 1)
         left, right = max(lm[..., 0].min(), 0), min(lm[..., 0].max(), side - 1)
-        amounts = [int(rng.integers(int(top))) if int(top) > 0 else 0,
-                   int(rng.integers(side - int(bottom))) if int(bottom) < side else 0,
-                   int(rng.integers(int(left))) if int(left) > 0 else 0,
-                   int(rng.integers(side - int(right))) if int(right) < side else 0]
+        amounts = [
+            int(rng.integers(int(top))) if int(top) > 0 else 0,
+            int(rng.integers(side - int(bottom))) if int(bottom) < side else 0,
+            int(rng.integers(int(left))) if int(left) > 0 else 0,
+            int(rng.integers(side - int(right))) if int(right) < side else 0,
+        ]
         box = tuple(int(np.rint(a * self.size / side)) for a in amounts)
         if box[0] + box[1] >= self.size or box[2] + box[3] >= self.size:
             return None  # degenerate landmarks: keep the whole frame
@@ -159,16 +177,24 @@ class VoxDataset(torch.utils.data.Dataset):
         elif self.image_subsampling:
             index = np.arange(count).reshape(self.size, self.size)
             offset_y, offset_x = rng.integers(self.stride, size=2)
-            sampled = index[offset_y::self.stride, offset_x::self.stride].reshape(-1)
-            others = [index[y::self.stride, x::self.stride].reshape(-1)
-                      for x in range(self.stride) for y in range(self.stride) if (x, y) != (offset_x, offset_y)]
+            sampled = index[offset_y :: self.stride, offset_x :: self.stride].reshape(-1)
+            others = [
+                index[y :: self.stride, x :: self.stride].reshape(-1)
+                for x in range(self.stride)
+                for y in range(self.stride)
+                if (x, y) != (offset_x, offset_y)
+            ]
             remaining = np.concatenate(others)
         else:
             order = rng.permutation(count)
-            sampled, remaining = order[:self.num_pixels], order[self.num_pixels:]
+            sampled, remaining = order[: self.num_pixels], order[self.num_pixels :]
         sampled, remaining = torch.from_numpy(sampled).long(), torch.from_numpy(remaining).long()
-        return {"target_pos": grid[sampled], "remaining_pos": grid[remaining],
-                "sampled_idxs": sampled, "remaining_idxs": remaining}
+        return {
+            "target_pos": grid[sampled],
+            "remaining_pos": grid[remaining],
+            "sampled_idxs": sampled,
+            "remaining_idxs": remaining,
+        }
 
     def __getitem__(self, index: int) -> dict:
         rng = np.random.default_rng([self.seed, index])
@@ -188,16 +214,20 @@ class VoxDataset(torch.utils.data.Dataset):
         uncropped = augm2
         augm, augm2 = _resize(augm, self.size, box), _resize(augm2, self.size, box)
         crop = self._expression_crop(landmarks, rng)
-        driving_crop = _resize(augm3[self.num_src:], self.size, crop)[0]
+        driving_crop = _resize(augm3[self.num_src :], self.size, crop)[0]
         s = self.num_src
         target = augm[s]
         sample = {
-            "input_images_augm": augm[:s], "input_images_augm2": augm2[:s],
+            "input_images_augm": augm[:s],
+            "input_images_augm2": augm2[:s],
             "input_images_augm2_uncropped": uncropped[:s],
-            "kp_scale": torch.from_numpy(scale), "kp_shift": torch.from_numpy(shift),
+            "kp_scale": torch.from_numpy(scale),
+            "kp_shift": torch.from_numpy(shift),
             "input_pos": self.grid.expand(s, -1, -1, -1),
-            "target_image_augm": target, "target_image_augm2": augm2[s],
-            "target_image_augm2_uncropped": uncropped[s], "target_image_augm3_crop": driving_crop,
+            "target_image_augm": target,
+            "target_image_augm2": augm2[s],
+            "target_image_augm2_uncropped": uncropped[s],
+            "target_image_augm3_crop": driving_crop,
             "sceneid": index % len(self.items),
         }
         sample.update(self._targets(rng))

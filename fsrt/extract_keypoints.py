@@ -5,6 +5,7 @@ Each `VIDEOS/<name>.mp4` gives `KEYPOINTS/<name>.npy`, float32 [T, 68, 2] (x, y)
 the frame resized to 256x256. A frame without a face gets zeros (the loader's marker for it);
 of several faces the one with the largest landmark hull is kept, as the original does.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fsrt.extract_keypoints", description=__doc__.split("\n")[0])
     parser.add_argument("--folder_in", required=True, help="folder of .mp4 videos (not searched recursively)")
     parser.add_argument("--folder_out", required=True, help="output folder for <video name>.npy (created)")
-    parser.add_argument("--backend", default="dlib", choices=("dlib", "face_alignment"),
-                        help="landmark detector; face_alignment (the original's) needs local weights")
+    parser.add_argument(
+        "--backend",
+        default="dlib",
+        choices=("dlib", "face_alignment"),
+        help="landmark detector; face_alignment (the original's) needs local weights",
+    )
     parser.add_argument("--fan_weights", default=None, help="folder of the face_alignment weight files")
     add_device_argument(parser)
     parser.add_argument("--cpu", action="store_true", help="the original's flag: the same as --device cpu")

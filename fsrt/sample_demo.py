@@ -12,6 +12,7 @@ FSRT (the released architecture at its narrowest settings) is trained from scrat
 OUT/frames/00000.png ... (the results alone, lossless), OUT/result.mp4 ([driving | result] per
 frame) and OUT/README.txt (what produced them).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,19 +47,23 @@ QUICK_MODEL = {
 NO_JITTER = {"brightness": 0, "contrast": 0, "saturation": 0, "hue": 0}  # 0 turns each off
 VIDEO_NAME = "sample#frames#0#{count}"  # the vox naming <id>#<video>#...: one identity, one video
 
-QUICK_LABEL = ("QUICK FIT on the sample, NOT the official model: a small FSRT ({size} x {size} px, "
-               "1 attention block, small decoder, expression size {expression}) trained from scratch "
-               "with fsrt.train for {steps} steps of batch 2 ({seconds:.0f} s on this machine's CPU) on the sample's "
-               "own {count} frames, then run on them. Losses: MSE on random pixels (phase 1) + the "
-               "expression statistical regularisation (invariance/variance/covariance); no perceptual "
-               "loss (no VGG weights needed) and no GAN; final MSE {mse:.4f}. The keypoint detector is "
-               "random (3-block hourglass, its kp layer sharpened x20 so keypoints follow the image "
-               "content), not the official kp_detector.pt. Relative motion with adapt_scale from "
-               "driving frame 0. Expect a blurry face-coloured blob that barely moves, not a "
-               "reenactment: this many steps only fit the sample's mean colours and layout.")
-CHECKPOINT_LABEL = ("FSRT reenactment with checkpoint {checkpoint} (config {config}, keypoint detector "
-                    "{kp_checkpoint}) at {size} x {size} px, relative motion with adapt_scale from driving "
-                    "frame 0, as python -m fsrt.demo --relative --adapt_scale.")
+QUICK_LABEL = (
+    "QUICK FIT on the sample, NOT the official model: a small FSRT ({size} x {size} px, "
+    "1 attention block, small decoder, expression size {expression}) trained from scratch "
+    "with fsrt.train for {steps} steps of batch 2 ({seconds:.0f} s on this machine's CPU) on the sample's "
+    "own {count} frames, then run on them. Losses: MSE on random pixels (phase 1) + the "
+    "expression statistical regularisation (invariance/variance/covariance); no perceptual "
+    "loss (no VGG weights needed) and no GAN; final MSE {mse:.4f}. The keypoint detector is "
+    "random (3-block hourglass, its kp layer sharpened x20 so keypoints follow the image "
+    "content), not the official kp_detector.pt. Relative motion with adapt_scale from "
+    "driving frame 0. Expect a blurry face-coloured blob that barely moves, not a "
+    "reenactment: this many steps only fit the sample's mean colours and layout."
+)
+CHECKPOINT_LABEL = (
+    "FSRT reenactment with checkpoint {checkpoint} (config {config}, keypoint detector "
+    "{kp_checkpoint}) at {size} x {size} px, relative motion with adapt_scale from driving "
+    "frame 0, as python -m fsrt.demo --relative --adapt_scale."
+)
 
 
 # ------------------------------------------------------------------------------------ quick fit
@@ -84,15 +89,28 @@ def quick_config(data: dict, batch_size: int = 2) -> dict:
     """Phase 1 only (MSE on random pixels, the cheapest phase), no augmentation: one identity,
     shown as it will be animated."""
     return {
-        "data": {"data_path": data["data_path"], "kp_path": data["kp_path"], "num_pixels_phase1": 512,
-                 "num_pixels": (QUICK_SIZE // 2) ** 2,  # only checked: validation and phase 2 never run
-                 "simulate_out_of_frame_motion": False,
-                 "augmentation_params": {"flip_param": {"horizontal_flip": False}, "jitter_param": NO_JITTER}},
+        "data": {
+            "data_path": data["data_path"],
+            "kp_path": data["kp_path"],
+            "num_pixels_phase1": 512,
+            "num_pixels": (QUICK_SIZE // 2) ** 2,  # only checked: validation and phase 2 never run
+            "simulate_out_of_frame_motion": False,
+            "augmentation_params": {"flip_param": {"horizontal_flip": False}, "jitter_param": NO_JITTER},
+        },
         "model": QUICK_MODEL,
         "discriminator": {"use_disc": False},
-        "training": {"batch_size": batch_size, "num_workers": 0, "lr_warmup": 1, "iters_in_phase1": 10 ** 9,
-                     "perceptual_loss_weight": [0] * 5, "checkpoint_every": 0, "backup_every": 0,
-                     "validate_every": 0, "visualize_every": 0, "print_every": 10 ** 9},
+        "training": {
+            "batch_size": batch_size,
+            "num_workers": 0,
+            "lr_warmup": 1,
+            "iters_in_phase1": 10**9,
+            "perceptual_loss_weight": [0] * 5,
+            "checkpoint_every": 0,
+            "backup_every": 0,
+            "validate_every": 0,
+            "visualize_every": 0,
+            "print_every": 10**9,
+        },
     }
 
 
@@ -122,8 +140,18 @@ def quick_fit(sample: Path, work: Path, steps: int, max_seconds: float, seed: in
     run, rows = work / "run", []
 
     def train_until(target: int) -> None:  # resumes from run/model.pt
-        rows.extend(train(cfg, run, kp_detector=detector, max_it=target, frame_size=QUICK_SIZE, seed=seed,
-                          show_progress=None, device="cpu"))
+        rows.extend(
+            train(
+                cfg,
+                run,
+                kp_detector=detector,
+                max_it=target,
+                frame_size=QUICK_SIZE,
+                seed=seed,
+                show_progress=None,
+                device="cpu",
+            )
+        )
 
     done, _ = time_boxed_fit(train_until, steps, max_seconds - (time.perf_counter() - start))
     log.info("quick fit: %d steps in %.0f s", done, time.perf_counter() - start)
@@ -134,14 +162,24 @@ def quick_fit(sample: Path, work: Path, steps: int, max_seconds: float, seed: in
 
 
 # ------------------------------------------------------------------------------------ reenact
-def reenact(model, detector, sample: Path, out: Path, size: int, max_frames: int | None = None,
-            batch_size: int = 4, max_num_pixels: int = 8192) -> list[Path]:
+def reenact(
+    model,
+    detector,
+    sample: Path,
+    out: Path,
+    size: int,
+    max_frames: int | None = None,
+    batch_size: int = 4,
+    max_num_pixels: int = 8192,
+) -> list[Path]:
     """Animate source.png with driving/ as fsrt.demo --relative --adapt_scale (motion measured from
     driving frame 0); writes OUT/frames/*.png and OUT/result.mp4 ([driving | result])."""
     driving = [animate.prepare(read_image(frame.image), size) for frame in sample_frames(sample)[1:][:max_frames]]
     source = animate.to_tensor([animate.prepare(read_image(sample / "source.png"), size)])
     z, kp_source = animate.encode_sources(model, detector, source)
-    codes = [animate.drive_codes(model, detector, animate.to_tensor(batch)) for batch in animate.batches(driving, batch_size)]
+    codes = [
+        animate.drive_codes(model, detector, animate.to_tensor(batch)) for batch in animate.batches(driving, batch_size)
+    ]
     kp, expression = (torch.cat(parts) for parts in zip(*codes))
     kp = animate.transfer_motion(kp, kp_source[0], kp[0], relative=True, adapt_scale=True)
     if (out / "frames").exists():
@@ -150,8 +188,9 @@ def reenact(model, detector, sample: Path, out: Path, size: int, max_frames: int
     with VideoWriter(out / "result.mp4", fps=sample_fps(sample)) as writer:
         for start in progress(range(0, len(kp), batch_size), desc="rendering", total=-(-len(kp) // batch_size)):
             stop = start + batch_size
-            results = tensor_to_image(animate.render(model, z, kp[start:stop], expression[start:stop], size, size,
-                                                  max_num_pixels))
+            results = tensor_to_image(
+                animate.render(model, z, kp[start:stop], expression[start:stop], size, size, max_num_pixels)
+            )
             for frame, result in zip(driving[start:stop], results):
                 writer.write(np.concatenate([to_uint8(frame), result], axis=1))
             written += write_frames(out / "frames", results, start=start)
@@ -162,8 +201,12 @@ def reenact(model, detector, sample: Path, out: Path, size: int, max_frames: int
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m fsrt.sample_demo", description=__doc__.split("\n")[0])
     add_demo_arguments(parser, steps=1000, max_seconds=40.0, checkpoint_help="official FSRT checkpoint (vox256.pt)")
-    parser.add_argument("--kp_checkpoint", type=Path, default=None,
-                        help="keypoint detector checkpoint (default checkpoints/fsrt/kp_detector.pt)")
+    parser.add_argument(
+        "--kp_checkpoint",
+        type=Path,
+        default=None,
+        help="keypoint detector checkpoint (default checkpoints/fsrt/kp_detector.pt)",
+    )
     parser.add_argument("--config", default="vox256", help="config of --checkpoint (default vox256)")
     parser.add_argument("--frames", type=int, default=None, help="animate only the first N driving frames")
     args = parser.parse_args(argv)
@@ -183,20 +226,28 @@ def main(argv=None) -> int:
         kp_checkpoint = args.kp_checkpoint or DEFAULT_KP_DETECTOR
         detector, model = load_pretrained(args.config, args.checkpoint, kp_checkpoint, "cpu")
         size = animate.SIZE  # the released models are trained at 256 px only
-        label = CHECKPOINT_LABEL.format(checkpoint=args.checkpoint, config=args.config,
-                                        kp_checkpoint=kp_checkpoint, size=size)
+        label = CHECKPOINT_LABEL.format(
+            checkpoint=args.checkpoint, config=args.config, kp_checkpoint=kp_checkpoint, size=size
+        )
     else:
         check_demo_arguments(args)
         with tempfile.TemporaryDirectory(prefix="fsrt_sample_demo_") as work:
-            model, detector, steps, seconds, count, mse = quick_fit(args.sample, Path(work), args.steps,
-                                                                    args.max_seconds, args.seed)
+            model, detector, steps, seconds, count, mse = quick_fit(
+                args.sample, Path(work), args.steps, args.max_seconds, args.seed
+            )
         size = QUICK_SIZE
-        label = QUICK_LABEL.format(size=size, expression=QUICK_MODEL["expression_size"], steps=steps,
-                                   seconds=seconds, count=count, mse=mse)
+        label = QUICK_LABEL.format(
+            size=size, expression=QUICK_MODEL["expression_size"], steps=steps, seconds=seconds, count=count, mse=mse
+        )
     start = time.perf_counter()
     written = reenact(model, detector, args.sample, args.out, size, args.frames)
-    write_readme(args.out, label, args.sample, f"{len(written)} frames ({time.perf_counter() - start:.0f} s to "
-                                                f"animate) -> {args.out / 'frames'}, {args.out / 'result.mp4'}")
+    write_readme(
+        args.out,
+        label,
+        args.sample,
+        f"{len(written)} frames ({time.perf_counter() - start:.0f} s to "
+        f"animate) -> {args.out / 'frames'}, {args.out / 'result.mp4'}",
+    )
     return 0
 
 

@@ -4,6 +4,7 @@ Phases, losses, LR schedule and checkpoint cadence follow the original (fact she
 exact: model, optimisers, step, best metric and RNG are in `model.pt`, the LR is a function of the
 step and the data stream a function of (seed, step, rank).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,16 @@ def learning_rate(it: int, warmup: int, decay_it: int) -> float:
 
 def _loader(dataset, batch_size: int, start: int, rank: int, world: int, workers: int, device: torch.device):
     sampler = StepSampler(len(dataset), batch_size, start, rank, world)
-    return iter(torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                                            persistent_workers=workers > 0, pin_memory=device.type == "cuda"))
+    return iter(
+        torch.utils.data.DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=device.type == "cuda",
+        )
+    )
 
 
 def describe(model: FSRT) -> str:
@@ -49,10 +58,20 @@ def describe(model: FSRT) -> str:
     return "\n".join(lines)
 
 
-def train(config, out_dir, kp_detector: KPDetector | None = None, kp_checkpoint=DEFAULT_KP_DETECTOR,
-          vgg=None, max_it: int | None = None, frame_size: int = 256, seed: int = 0,
-          show_progress: bool | None = None, device: torch.device | str | None = None,
-          evaluate_now: bool = False, visualize_now: bool = False) -> list[dict]:
+def train(
+    config,
+    out_dir,
+    kp_detector: KPDetector | None = None,
+    kp_checkpoint=DEFAULT_KP_DETECTOR,
+    vgg=None,
+    max_it: int | None = None,
+    frame_size: int = 256,
+    seed: int = 0,
+    show_progress: bool | None = None,
+    device: torch.device | str | None = None,
+    evaluate_now: bool = False,
+    visualize_now: bool = False,
+) -> list[dict]:
     """Run (or resume) training into `out_dir`; returns the logged rows of this process's steps.
 
     `device` goes through `common.distributed.resolve_device`; under torchrun the process group
@@ -84,10 +103,17 @@ def train(config, out_dir, kp_detector: KPDetector | None = None, kp_checkpoint=
     perceptual = None
     if vgg is not None and sum(tcfg["perceptual_loss_weight"]) > 0:
         from common.vgg.torch_vgg import PerceptualLoss
+
         perceptual = PerceptualLoss(vgg, layer_weights=tcfg["perceptual_loss_weight"]).to(device)
-    trainer = FSRTTrainer(cfg, *(process.wrap(m) for m in (model.encoder, model.decoder, model.expression_encoder)),
-                          detector, process.wrap(disc) if disc is not None else None, perceptual,
-                          seed=seed + rank, device=device)
+    trainer = FSRTTrainer(
+        cfg,
+        *(process.wrap(m) for m in (model.encoder, model.decoder, model.expression_encoder)),
+        detector,
+        process.wrap(disc) if disc is not None else None,
+        perceptual,
+        seed=seed + rank,
+        device=device,
+    )
     if rank == 0:
         counts = [sum(p.numel() for p in part.parameters()) for part in (model.encoder, model.decoder)]
         log.info(f"parameters: encoder {counts[0]}, decoder {counts[1]}, total {sum(counts)}; device {device}")
@@ -122,6 +148,7 @@ def train(config, out_dir, kp_detector: KPDetector | None = None, kp_checkpoint=
             visuals.update(train=fixed_batch(train_set), val=fixed_batch(val_set))
         for split, batch in visuals.items():
             save_grid(render_columns(model, detector, batch, device, vis_chunk), out_dir / f"renders-{split}.png")
+
     rows, t0 = [], time.perf_counter() - state["t"]
 
     def save(name: str, best: float):
@@ -135,11 +162,25 @@ def train(config, out_dir, kp_detector: KPDetector | None = None, kp_checkpoint=
             entries = {"optimizer": optimizer}
             if disc is not None:
                 entries.update(discriminator=disc, optimizer_disc=optimizer_disc)
-            save_fsrt(out_dir / name, model, epoch_it=0, it=it - 1, t=time.perf_counter() - t0,
-                      loss_val_best=best, run_id=None, rng_state=states, **entries)
+            save_fsrt(
+                out_dir / name,
+                model,
+                epoch_it=0,
+                it=it - 1,
+                t=time.perf_counter() - t0,
+                loss_val_best=best,
+                run_id=None,
+                rng_state=states,
+                **entries,
+            )
 
-    bar = progress(range(it, max_it), desc="fsrt.train", total=max_it, initial=it,
-                   disable=None if show_progress is None else not show_progress)
+    bar = progress(
+        range(it, max_it),
+        desc="fsrt.train",
+        total=max_it,
+        initial=it,
+        disable=None if show_progress is None else not show_progress,
+    )
     best, first = state["loss_val_best"], it
 
     def due(every: int) -> bool:
@@ -211,8 +252,12 @@ def main(argv=None) -> int:
     distributed.add_device_argument(parser)
     parser.add_argument("--evalnow", action="store_true", help="also validate before the first step")
     parser.add_argument("--visnow", action="store_true", help="also write the visualisations before the first step")
-    parser.add_argument("--print-model", action="store_true", dest="print_model",
-                        help="print the model and every parameter's shape and size, then train")
+    parser.add_argument(
+        "--print-model",
+        action="store_true",
+        dest="print_model",
+        help="print the model and every parameter's shape and size, then train",
+    )
     args = parser.parse_args(argv)
     out = Path(args.out or Path("output/fsrt") / resolve_config(args.config).stem)
     process = distributed.start(args.device)
@@ -221,9 +266,18 @@ def main(argv=None) -> int:
         if args.print_model:
             print(describe(FSRT(**load_config(args.config)["model"])), flush=True)
     try:
-        train(args.config, out, kp_checkpoint=args.kp_checkpoint, vgg=args.vgg, max_it=args.exit_after,
-              frame_size=args.frame_size, seed=args.seed, device=process.device, evaluate_now=args.evalnow,
-              visualize_now=args.visnow)
+        train(
+            args.config,
+            out,
+            kp_checkpoint=args.kp_checkpoint,
+            vgg=args.vgg,
+            max_it=args.exit_after,
+            frame_size=args.frame_size,
+            seed=args.seed,
+            device=process.device,
+            evaluate_now=args.evalnow,
+            visualize_now=args.visnow,
+        )
     finally:
         distributed.stop()
     return 0

@@ -1,4 +1,5 @@
 """One FSRT training/validation step: keypoints and expressions, rendering and all losses (fact sheet §8)."""
+
 from __future__ import annotations
 
 import torch
@@ -19,9 +20,14 @@ def statistical_regularization(e_src_augm, e_drv, e_src_augm2, e_drv_crop, cfg) 
     variance = sum(F.relu(1 - torch.sqrt(e.var(dim=-1) + 1e-4)).sum() / e.shape[0] for e in (first, second))
     covariance = sum((torch.cov(e.T) ** 2).sum() / dim for e in (first, second))
     invariance = 0.5 * (((e_src_augm - e_src_augm2) ** 2).mean() + ((e_drv - e_drv_crop) ** 2).mean())
-    return {"invariance": invariance, "variance": variance, "covariance": covariance,
-            "reg_loss": cfg["invariance_loss_weight"] * invariance + cfg["variance_loss_weight"] * variance
-            + cfg["covariance_loss_weight"] * covariance}
+    return {
+        "invariance": invariance,
+        "variance": variance,
+        "covariance": covariance,
+        "reg_loss": cfg["invariance_loss_weight"] * invariance
+        + cfg["variance_loss_weight"] * variance
+        + cfg["covariance_loss_weight"] * covariance,
+    }
 
 
 class FSRTTrainer:
@@ -30,8 +36,18 @@ class FSRTTrainer:
     loader on the CPU and are moved here; the coin-flip generator stays on the CPU so the draws do
     not depend on the device."""
 
-    def __init__(self, cfg: dict, encoder, decoder, expression_encoder, kp_detector, discriminator=None,
-                 perceptual=None, seed: int = 0, device: torch.device | str = "cpu"):
+    def __init__(
+        self,
+        cfg: dict,
+        encoder,
+        decoder,
+        expression_encoder,
+        kp_detector,
+        discriminator=None,
+        perceptual=None,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+    ):
         self.cfg, self.train_cfg = cfg, cfg["training"]
         self.device = torch.device(device)
         self.encoder, self.decoder, self.expression_encoder = encoder, decoder, expression_encoder
@@ -66,10 +82,12 @@ class FSRTTrainer:
         expressions = expressions.view(batch, 2 * (nsrc + 1), -1)
         kp_src, kp_drv = keypoints[:, :nsrc], keypoints[:, nsrc]
         e_src_augm2, e_drv = expressions[:, :nsrc], expressions[:, nsrc]
-        e_src_augm, e_drv_crop = expressions[:, nsrc + 1:-1], expressions[:, -1]
+        e_src_augm, e_drv_crop = expressions[:, nsrc + 1 : -1], expressions[:, -1]
         if self.cfg["data"]["simulate_out_of_frame_motion"]:
             # Keypoints of the uncropped frames, mapped into the crop's coordinates.
-            uncropped = torch.cat([data["input_images_augm2_uncropped"], data["target_image_augm2_uncropped"][:, None]], 1)
+            uncropped = torch.cat(
+                [data["input_images_augm2_uncropped"], data["target_image_augm2_uncropped"][:, None]], 1
+            )
             kps, _ = self._keypoints(uncropped.flatten(0, 1))
             kps = kps.view(batch, nsrc + 1, *kps.shape[1:])
             kps = (kps + data["kp_shift"][:, None, None]) * data["kp_scale"][:, None, None]
@@ -112,14 +130,21 @@ class FSRTTrainer:
         both = torch.cat([fake.detach() if detach else fake, real])
         out = self.discriminator({"prediction_1": both}, kp=torch.cat([kp, kp]))
         half = fake.shape[0]
-        return ([f[:half] for f in out["feature_maps_1"]], [f[half:] for f in out["feature_maps_1"]],
-                out["prediction_map_1"][:half], out["prediction_map_1"][half:])
+        return (
+            [f[:half] for f in out["feature_maps_1"]],
+            [f[half:] for f in out["feature_maps_1"]],
+            out["prediction_map_1"][:half],
+            out["prediction_map_1"][half:],
+        )
 
     def _generator_gan(self, fake, real, kp, terms) -> torch.Tensor:
         feats_fake, feats_real, map_fake, _ = self._discriminate(fake, real, kp, detach=False)
         terms["gen_gan"] = self.train_cfg["generator_gan_loss_weight"] * ((1 - map_fake) ** 2).mean()
-        terms["feature_matching"] = sum(w * (a - b).abs().mean() for w, a, b in zip(
-            self.train_cfg["generator_gan_feature_matching"], feats_real, feats_fake) if w != 0)
+        terms["feature_matching"] = sum(
+            w * (a - b).abs().mean()
+            for w, a, b in zip(self.train_cfg["generator_gan_feature_matching"], feats_real, feats_fake)
+            if w != 0
+        )
         return terms["gen_gan"] + terms["feature_matching"]
 
     def train_step(self, data: dict, it: int, optimizer, optimizer_disc=None) -> dict[str, float]:
@@ -132,8 +157,9 @@ class FSRTTrainer:
         if disc_inputs is not None:
             optimizer_disc.zero_grad()  # also drops what the generator loss left in D
             _, _, map_fake, map_real = self._discriminate(*disc_inputs[:2], disc_inputs[2], detach=True)
-            terms["disc_gan"] = self.train_cfg["discriminator_gan_loss_weight"] * (
-                (1 - map_real) ** 2 + map_fake ** 2).mean()
+            terms["disc_gan"] = (
+                self.train_cfg["discriminator_gan_loss_weight"] * ((1 - map_real) ** 2 + map_fake**2).mean()
+            )
             terms["disc_gan"].backward()
             optimizer_disc.step()
         return {"loss": loss.item(), **{k: float(v.detach().mean()) for k, v in terms.items()}}

@@ -4,6 +4,7 @@ As in the original, a fixed set of up to 12 samples per split is rendered every
 `visualize_every` steps: one row per sample with the source image(s), the full driving frame
 rendered from them, and the driving frame itself.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -5,9 +5,11 @@
 Prints ms per generated frame of G (batch 1 and 8), seconds per meta-training iteration
 (batch 1, T = 8, VGG19 + VGGFace content loss with random weights) and the peak memory.
 """
+
 from __future__ import annotations
 
 import argparse
+import functools
 import resource
 import sys
 import tempfile
@@ -26,7 +28,7 @@ from fsth.network import Discriminator, Embedder, Generator
 
 
 def _sync(device: torch.device) -> None:
-    if device.type == 'cuda':
+    if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
@@ -42,7 +44,7 @@ def _timed(fn, repeats: int, device: torch.device) -> float:
 
 
 def _peak_mib(device: torch.device) -> float:
-    if device.type == 'cuda':
+    if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -50,54 +52,59 @@ def _peak_mib(device: torch.device) -> float:
 def random_vgg_files(folder: Path) -> dict[str, str]:
     """Random full-size VGG19 / VGGFace weights in FSTH's `conv_layers.*` layout (the loss reads files)."""
     files = {}
-    for arch in ('vgg19', 'vggface'):
-        state = {k.replace('features.', 'conv_layers.'): v for k, v in VGGFeatures(arch).state_dict().items()}
-        files[f'{arch}_weight_file'] = str(folder / f'{arch}.pth')
-        torch.save(state, files[f'{arch}_weight_file'])
+    for arch in ("vgg19", "vggface"):
+        state = {k.replace("features.", "conv_layers."): v for k, v in VGGFeatures(arch).state_dict().items()}
+        files[f"{arch}_weight_file"] = str(folder / f"{arch}.pth")
+        torch.save(state, files[f"{arch}_weight_file"])
     return files
 
 
 def bench(steps: int, device: torch.device) -> list[tuple[str, float, str]]:
     torch.manual_seed(0)
-    size, T, dim = 256, DEFAULTS['metatrain_T'], DEFAULTS['embedding_dim']
-    G = Generator(DEFAULTS['G_config'], dim).to(device)
-    E = Embedder(DEFAULTS['E_config'], dim).to(device)
-    D = Discriminator(DEFAULTS['V_config'], 4, dim).to(device)
+    size, T, dim = 256, DEFAULTS["metatrain_T"], DEFAULTS["embedding_dim"]
+    G = Generator(DEFAULTS["G_config"], dim).to(device)
+    E = Embedder(DEFAULTS["E_config"], dim).to(device)
+    D = Discriminator(DEFAULTS["V_config"], 4, dim).to(device)
     rows = []
     G.eval()
     with torch.no_grad():
         for batch in (1, 8):
             y, e = torch.rand(batch, 3, size, size, device=device), torch.randn(batch, dim, device=device)
-            seconds = _timed(lambda: G(y, e), steps, device)
-            rows.append((f'G forward, batch {batch}', 1000 * seconds / batch, 'ms / frame'))
+            seconds = _timed(functools.partial(G, y, e), steps, device)
+            rows.append((f"G forward, batch {batch}", 1000 * seconds / batch, "ms / frame"))
     with tempfile.TemporaryDirectory() as folder:
         cfg = {**DEFAULTS, **random_vgg_files(Path(folder))}
         L_EG = Loss_EG_meta.from_config(cfg).to(device).eval()
     for net in (G, E, D):
         net.train()
-    optim_EG = torch.optim.Adam([*E.parameters(), *G.parameters()], lr=cfg['lr_EG'], betas=cfg['adam_betas'])
-    optim_D = torch.optim.Adam(D.parameters(), lr=cfg['lr_D'], betas=cfg['adam_betas'])
-    batch = (torch.tensor([1]), torch.rand(1, T, 3, size, size), torch.rand(1, T, 3, size, size),
-             torch.rand(1, 3, size, size), torch.rand(1, 3, size, size))
+    optim_EG = torch.optim.Adam([*E.parameters(), *G.parameters()], lr=cfg["lr_EG"], betas=cfg["adam_betas"])
+    optim_D = torch.optim.Adam(D.parameters(), lr=cfg["lr_D"], betas=cfg["adam_betas"])
+    batch = (
+        torch.tensor([1]),
+        torch.rand(1, T, 3, size, size),
+        torch.rand(1, T, 3, size, size),
+        torch.rand(1, 3, size, size),
+        torch.rand(1, 3, size, size),
+    )
     seconds = _timed(lambda: train_step(E, G, D, L_EG, optim_EG, optim_D, batch, device), steps, device)
-    rows.append((f'meta-training step, batch 1, T = {T}', seconds, 's / step'))
-    rows.append(('peak memory', _peak_mib(device), 'MiB (GPU allocated)' if device.type == 'cuda' else 'MiB (max RSS)'))
+    rows.append((f"meta-training step, batch 1, T = {T}", seconds, "s / step"))
+    rows.append(("peak memory", _peak_mib(device), "MiB (GPU allocated)" if device.type == "cuda" else "MiB (max RSS)"))
     return rows
 
 
 @cli_main
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog='python -m fsth.bench', description=__doc__.split('\n')[0])
-    parser.add_argument('--steps', type=int, default=3, help='timed repeats after one warm-up')
+    parser = argparse.ArgumentParser(prog="python -m fsth.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=3, help="timed repeats after one warm-up")
     add_device_argument(parser)
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     rows = bench(args.steps, device)
-    print(f'fsth at 256 x 256, {device}, torch {torch.__version__}, {torch.get_num_threads()} threads')
+    print(f"fsth at 256 x 256, {device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     for name, value, unit in rows:
-        print(f'{name:<38} {value:>10.1f}  {unit}')
+        print(f"{name:<38} {value:>10.1f}  {unit}")
     sys.stdout.flush()
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

@@ -5,9 +5,10 @@ value_conv, gamma) are the original's: they are the state-dict keys of its check
 convolutions use the hook-style `torch.nn.utils.spectral_norm`, whose parameter `weight_orig`
 and buffers `weight_u`, `weight_v` are what those checkpoints store.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -60,8 +61,9 @@ class ResidualBlockUp(nn.Module):
     The first AdaIN normalises the `in_channels` input, the second the `out_channels` features.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, scale: int = 2,
-                 upsample_mode: str = 'bilinear'):
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int = 3, scale: int = 2, upsample_mode: str = "bilinear"
+    ):
         super().__init__()
         self.scale = scale
         self.upsample_mode = upsample_mode
@@ -134,18 +136,19 @@ ADAPTIVE = (ResidualBlockUp, ResidualBlockAdaptive)  # blocks whose forward take
 FEATURE_BLOCKS = (ResidualBlockDown, ResidualBlock)  # blocks whose outputs D returns
 
 
-def make_layers(specs: Sequence[LayerSpec], upsample_mode: str = 'bilinear') -> nn.ModuleList:
+def make_layers(specs: Sequence[LayerSpec], upsample_mode: str = "bilinear") -> nn.ModuleList:
     """One module per parsed layer string, in order."""
+
     def build(s: LayerSpec) -> nn.Module:
-        if s.kind == 'D':
+        if s.kind == "D":
             return ResidualBlockDown(s.in_channels, s.out_channels, s.kernel_size, s.scale)
-        if s.kind == 'U':
+        if s.kind == "U":
             return ResidualBlockUp(s.in_channels, s.out_channels, s.kernel_size, s.scale, upsample_mode)
-        if s.kind == 'B':
+        if s.kind == "B":
             return ResidualBlock(s.in_channels, s.out_channels, s.kernel_size)
-        if s.kind == 'BA':
+        if s.kind == "BA":
             return ResidualBlockAdaptive(s.in_channels, s.out_channels, s.kernel_size)
-        if s.kind == 'I':
+        if s.kind == "I":
             return nn.InstanceNorm2d(s.in_channels, affine=True)
         return SelfAttention(s.in_channels)  # 'A'; parse_layer_config admits no other kind
 
@@ -154,5 +157,5 @@ def make_layers(specs: Sequence[LayerSpec], upsample_mode: str = 'bilinear') -> 
 
 def adain_slices(specs: Sequence[LayerSpec]) -> list[tuple[int, int]]:
     """(channels of the first AdaIN, channels of the second) for each adaptive block, in order."""
-    sizes = {'BA': lambda s: (s.out_channels, s.out_channels), 'U': lambda s: (s.in_channels, s.out_channels)}
+    sizes = {"BA": lambda s: (s.out_channels, s.out_channels), "U": lambda s: (s.in_channels, s.out_channels)}
     return [sizes[s.kind](s) for s in specs if s.kind in sizes]

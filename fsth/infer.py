@@ -8,12 +8,13 @@ renders every driving frame's landmark image. Landmarks come from `<stem>.npy` f
 beside each image (see `fsth.dataset.find_landmarks`), else from the dlib detector. Writes
 OUT/frames/00000.png ... and OUT/result.mp4.
 """
+
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -27,21 +28,21 @@ from common.video import DEFAULT_FPS, iter_frames, video_info, write_frames, wri
 from fsth.checkpoint import build_meta_networks, read_meta_checkpoint
 from fsth.dataset import find_landmarks, landmark_image
 
-log = get_logger('fsth.infer')
+log = get_logger("fsth.infer")
 
 
 class Reenactor:
     """G and E of a checkpoint in eval mode, at the checkpoint's input_size, on `device`
     (cpu, cuda, cuda:N or a torch.device)."""
 
-    def __init__(self, checkpoint: str | Path, trust_pickle: bool = False, device: str | torch.device = 'cpu'):
+    def __init__(self, checkpoint: str | Path, trust_pickle: bool = False, device: str | torch.device = "cpu"):
         ckpt = read_meta_checkpoint(checkpoint, trust_pickle)
         cfg = ckpt.config or {}
         self.G, self.E, _ = build_meta_networks(ckpt)
         self.G.to(device).eval()
         self.E.to(device).eval()
-        self.size = cfg.get('input_size', 256)
-        self.normalize = cfg.get('input_normalize', True)
+        self.size = cfg.get("input_size", 256)
+        self.normalize = cfg.get("input_normalize", True)
         self.device = device
         self._detector = None
 
@@ -51,7 +52,7 @@ class Reenactor:
         if npy is not None:
             landmarks = load_landmarks(npy)
         else:
-            self._detector = self._detector or LandmarkDetector('dlib')
+            self._detector = self._detector or LandmarkDetector("dlib")
             landmarks = self._detector.detect(image, name=label)
         height, width = image.shape[:2]
         return landmarks * np.array([self.size / width, self.size / height], dtype=np.float32)
@@ -72,20 +73,23 @@ class Reenactor:
         return e.mean(dim=0, keepdim=True)
 
     @torch.no_grad()
-    def render(self, e: torch.Tensor, frames: Iterable[tuple[np.ndarray, Path | None, str]],
-               batch: int = 8) -> Iterator[np.ndarray]:
+    def render(
+        self, e: torch.Tensor, frames: Iterable[tuple[np.ndarray, Path | None, str]], batch: int = 8
+    ) -> Iterator[np.ndarray]:
         """G's output, uint8 HxWx3, for every (frame, its path or None, label)."""
         value_range = (0.0, 1.0) if self.normalize else (0.0, 255.0)
         chunk = []
         for image, path, label in frames:
             chunk.append(self._pair(image, path, label)[1])
             if len(chunk) == batch:
-                yield from tensor_to_image(self.G(torch.stack(chunk).to(self.device), e.expand(len(chunk), -1)),
-                                           value_range)
+                yield from tensor_to_image(
+                    self.G(torch.stack(chunk).to(self.device), e.expand(len(chunk), -1)), value_range
+                )
                 chunk = []
         if chunk:
-            yield from tensor_to_image(self.G(torch.stack(chunk).to(self.device), e.expand(len(chunk), -1)),
-                                       value_range)
+            yield from tensor_to_image(
+                self.G(torch.stack(chunk).to(self.device), e.expand(len(chunk), -1)), value_range
+            )
 
 
 def driving_frames(driving: Path) -> tuple[Iterator[tuple[np.ndarray, Path | None, str]], int, float]:
@@ -96,18 +100,18 @@ def driving_frames(driving: Path) -> tuple[Iterator[tuple[np.ndarray, Path | Non
             raise InputError(f"{driving}: no images in this folder")
         return ((read_image(p), p, str(p)) for p in paths), len(paths), DEFAULT_FPS
     info = video_info(driving)
-    frames = ((f, None, f'{driving} [frame {i}]') for i, f in enumerate(iter_frames(driving)))
+    frames = ((f, None, f"{driving} [frame {i}]") for i, f in enumerate(iter_frames(driving)))
     return frames, info.frames, info.fps or DEFAULT_FPS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog='python -m fsth.infer', description=__doc__.split('\n')[0])
-    parser.add_argument('--checkpoint', required=True, type=Path, help='save_<step>.pkl of meta-training')
-    parser.add_argument('--source_images', required=True, nargs='+', type=Path, help='K frames of the person')
-    parser.add_argument('--driving', required=True, type=Path, help='a folder of frames or a video')
-    parser.add_argument('--output', required=True, type=Path, help='output folder')
-    parser.add_argument('--batch_size', type=int, default=8)
-    parser.add_argument('--trust_pickle', action='store_true', help='allow pickled objects in the checkpoint')
+    parser = argparse.ArgumentParser(prog="python -m fsth.infer", description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", required=True, type=Path, help="save_<step>.pkl of meta-training")
+    parser.add_argument("--source_images", required=True, nargs="+", type=Path, help="K frames of the person")
+    parser.add_argument("--driving", required=True, type=Path, help="a folder of frames or a video")
+    parser.add_argument("--output", required=True, type=Path, help="output folder")
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--trust_pickle", action="store_true", help="allow pickled objects in the checkpoint")
     add_device_argument(parser)
     return parser.parse_args(argv)
 
@@ -119,13 +123,19 @@ def main(argv=None) -> None:
     e = model.embed(args.source_images)
     frames, count, fps = driving_frames(args.driving)
     start = time.perf_counter()
-    written = write_frames(args.output / 'frames', progress(model.render(e, frames, args.batch_size),
-                                                            desc='frames', total=count))
+    written = write_frames(
+        args.output / "frames", progress(model.render(e, frames, args.batch_size), desc="frames", total=count)
+    )
     elapsed = time.perf_counter() - start
-    video = write_video(args.output / 'result.mp4', (read_image(p) for p in written), fps=fps)
-    log.info('%d frames (%.1f ms per frame) -> %s, %s', len(written), 1000 * elapsed / len(written),
-             args.output / 'frames', video)
+    video = write_video(args.output / "result.mp4", (read_image(p) for p in written), fps=fps)
+    log.info(
+        "%d frames (%.1f ms per frame) -> %s, %s",
+        len(written),
+        1000 * elapsed / len(written),
+        args.output / "frames",
+        video,
+    )
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

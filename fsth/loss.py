@@ -5,10 +5,12 @@ L_EG = vgg19_loss_weight * sum_l L1(VGG19_l) + vggface_loss_weight * sum_l L1(VG
        [+ mch_loss_weight * L1(W_i, e_hat per frame)   (meta-training only)]
 Every L1 is a mean over all elements (F.l1_loss).
 """
+
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, NamedTuple, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -35,25 +37,35 @@ def vgg_feature_names(arch: VGGArch, indices: Sequence[int]) -> list[str]:
     if unknown:
         raise InputError(f"{arch.name} layers {unknown} are not convolutions; valid: {sorted(by_index)}")
     deepest = max(indices)
-    return [by_index[i] if i == deepest else by_index[i].replace('conv', 'relu') for i in indices]
+    return [by_index[i] if i == deepest else by_index[i].replace("conv", "relu") for i in indices]
 
 
-def _perceptual(weight_file: str | os.PathLike | None, key: str, arch: str | VGGArch,
-                indices: Sequence[int], normalize: bool, loss_weight: float) -> PerceptualLoss | None:
+def _perceptual(
+    weight_file: str | os.PathLike | None,
+    key: str,
+    arch: str | VGGArch,
+    indices: Sequence[int],
+    normalize: bool,
+    loss_weight: float,
+) -> PerceptualLoss | None:
     """The frozen VGG term, or None when its loss weight is 0 (no file is read then)."""
     if loss_weight == 0:
         return None
     arch = get_arch(arch) if isinstance(arch, str) else arch
     if weight_file is None or not os.path.isfile(weight_file):
-        where = 'is not set' if weight_file is None else f'{weight_file} not found'
-        raise InputError(f"{key} {where}: convert {arch.source.split(' ')[0]} with `python -m tools.convert_vgg "
-                         f"--caffemodel FILE --arch {arch.name} --format fsth --out FILE` and set {key}")
-    return PerceptualLoss(weight_file, arch, vgg_feature_names(arch, indices),
-                          input_range=(0.0, 1.0) if normalize else (0.0, 255.0))
+        where = "is not set" if weight_file is None else f"{weight_file} not found"
+        raise InputError(
+            f"{key} {where}: convert {arch.source.split(' ')[0]} with `python -m tools.convert_vgg "
+            f"--caffemodel FILE --arch {arch.name} --format fsth --out FILE` and set {key}"
+        )
+    return PerceptualLoss(
+        weight_file, arch, vgg_feature_names(arch, indices), input_range=(0.0, 1.0) if normalize else (0.0, 255.0)
+    )
 
 
 class EGLosses(NamedTuple):
     """The terms the original returns, in its order (mch only in meta-training)."""
+
     total: torch.Tensor
     vgg19: torch.Tensor
     vggface: torch.Tensor
@@ -71,14 +83,26 @@ class Loss_EG_finetune(nn.Module):
     loads and evaluates it all the same, only to multiply it by 0.
     """
 
-    def __init__(self, vgg19_layers, vggface_layers, vgg19_weight_file, vggface_weight_file,
-                 vgg19_loss_weight, vggface_loss_weight, fm_loss_weight, normalize=True,
-                 vgg19_arch: str | VGGArch = 'vgg19', vggface_arch: str | VGGArch = 'vggface'):
+    def __init__(
+        self,
+        vgg19_layers,
+        vggface_layers,
+        vgg19_weight_file,
+        vggface_weight_file,
+        vgg19_loss_weight,
+        vggface_loss_weight,
+        fm_loss_weight,
+        normalize=True,
+        vgg19_arch: str | VGGArch = "vgg19",
+        vggface_arch: str | VGGArch = "vggface",
+    ):
         super().__init__()
-        self.vgg19 = _perceptual(vgg19_weight_file, 'vgg19_weight_file', vgg19_arch, vgg19_layers, normalize,
-                                 vgg19_loss_weight)
-        self.vggface = _perceptual(vggface_weight_file, 'vggface_weight_file', vggface_arch, vggface_layers,
-                                   normalize, vggface_loss_weight)
+        self.vgg19 = _perceptual(
+            vgg19_weight_file, "vgg19_weight_file", vgg19_arch, vgg19_layers, normalize, vgg19_loss_weight
+        )
+        self.vggface = _perceptual(
+            vggface_weight_file, "vggface_weight_file", vggface_arch, vggface_layers, normalize, vggface_loss_weight
+        )
         self.vgg19_loss_weight = vgg19_loss_weight
         self.vggface_loss_weight = vggface_loss_weight
         self.fm_loss_weight = fm_loss_weight
@@ -86,15 +110,24 @@ class Loss_EG_finetune(nn.Module):
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], **kwargs):
         """Built from the settings of `fsth.config` (its keys have the constructor's names)."""
-        keys = ['vgg19_layers', 'vggface_layers', 'vgg19_weight_file', 'vggface_weight_file',
-                'vgg19_loss_weight', 'vggface_loss_weight', 'fm_loss_weight']
+        keys = [
+            "vgg19_layers",
+            "vggface_layers",
+            "vgg19_weight_file",
+            "vggface_weight_file",
+            "vgg19_loss_weight",
+            "vggface_loss_weight",
+            "fm_loss_weight",
+        ]
         if cls is Loss_EG_meta:
-            keys.append('mch_loss_weight')
-        return cls(*(cfg[k] for k in keys), normalize=cfg['input_normalize'], **kwargs)
+            keys.append("mch_loss_weight")
+        return cls(*(cfg[k] for k in keys), normalize=cfg["input_normalize"], **kwargs)
 
     def adversarial_terms(self, x, x_hat, D_features, D_features_hat, D_score_hat) -> EGLosses:
-        vgg19_loss, vggface_loss = (x_hat.new_zeros(()) if term is None else term(x_hat, x)  # no gradient to x
-                                    for term in (self.vgg19, self.vggface))
+        vgg19_loss, vggface_loss = (
+            x_hat.new_zeros(()) if term is None else term(x_hat, x)  # no gradient to x
+            for term in (self.vgg19, self.vggface)
+        )
         content = self.vgg19_loss_weight * vgg19_loss + self.vggface_loss_weight * vggface_loss
         adv = -torch.mean(D_score_hat)
         fm = sum(F.l1_loss(real, fake) for real, fake in zip(D_features, D_features_hat))
@@ -109,11 +142,30 @@ class Loss_EG_meta(Loss_EG_finetune):
     """Fine-tuning loss plus the embedding matching term: W_i (b, dim), without w0, against
     each of the T per-frame embeddings e_hat (b, T, dim), not their mean."""
 
-    def __init__(self, vgg19_layers, vggface_layers, vgg19_weight_file, vggface_weight_file,
-                 vgg19_loss_weight, vggface_loss_weight, fm_loss_weight, mch_loss_weight, normalize=True,
-                 **kwargs):
-        super().__init__(vgg19_layers, vggface_layers, vgg19_weight_file, vggface_weight_file,
-                         vgg19_loss_weight, vggface_loss_weight, fm_loss_weight, normalize, **kwargs)
+    def __init__(
+        self,
+        vgg19_layers,
+        vggface_layers,
+        vgg19_weight_file,
+        vggface_weight_file,
+        vgg19_loss_weight,
+        vggface_loss_weight,
+        fm_loss_weight,
+        mch_loss_weight,
+        normalize=True,
+        **kwargs,
+    ):
+        super().__init__(
+            vgg19_layers,
+            vggface_layers,
+            vgg19_weight_file,
+            vggface_weight_file,
+            vgg19_loss_weight,
+            vggface_loss_weight,
+            fm_loss_weight,
+            normalize,
+            **kwargs,
+        )
         self.mch_loss_weight = mch_loss_weight
 
     def forward(self, x, x_hat, D_features, D_features_hat, D_score_hat, e_hat, w) -> EGLosses:

@@ -8,9 +8,11 @@ more than one pixel; the original asserts 256 x 256 (a 4 x 4 final map) in E and
 Parameter names, registration order and initialisation follow `model/network.py` and
 `model/network_finetune.py` of the original, so its state dicts load strictly.
 """
+
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +41,7 @@ class _AdaINGenerator(nn.Module):
     def __init__(self, G_config: Sequence, normalize: bool, input_dim: int, upsample_mode: str):
         super().__init__()
         self.normalize = normalize
-        specs = parse_layer_config(G_config, input_dim, 'G_config')
+        specs = parse_layer_config(G_config, input_dim, "G_config")
         self.layers = make_layers(specs, upsample_mode)
         self.adain_slices = adain_slices(specs)
         self.adain_param_count = sum(a + b for a, b in self.adain_slices)
@@ -72,8 +74,14 @@ class Generator(_AdaINGenerator):
     The projection `P` maps e to 2 * adain_param_count values, interleaved (sigma_j, mu_j).
     """
 
-    def __init__(self, G_config: Sequence = config.G_config, embedding_dim: int = 512,
-                 normalize: bool = True, input_dim: int = 3, upsample_mode: str = 'bilinear'):
+    def __init__(
+        self,
+        G_config: Sequence = config.G_config,
+        embedding_dim: int = 512,
+        normalize: bool = True,
+        input_dim: int = 3,
+        upsample_mode: str = "bilinear",
+    ):
         super().__init__(G_config, normalize, input_dim, upsample_mode)
         self.P = nn.Linear(embedding_dim, 2 * self.adain_param_count, bias=False)
         nn.init.normal_(self.P.weight, 0.0, 0.02)
@@ -86,8 +94,13 @@ class FinetuneGenerator(_AdaINGenerator):
     """Fine-tuning G: the AdaIN parameters are a tuned parameter `adain` (1, count, 2), set from
     e_mean @ P.T by `fsth.checkpoint.to_finetune_state`."""
 
-    def __init__(self, G_config: Sequence = config.G_config, normalize: bool = True,
-                 input_dim: int = 3, upsample_mode: str = 'bilinear'):
+    def __init__(
+        self,
+        G_config: Sequence = config.G_config,
+        normalize: bool = True,
+        input_dim: int = 3,
+        upsample_mode: str = "bilinear",
+    ):
         super().__init__(G_config, normalize, input_dim, upsample_mode)
         self.adain = nn.Parameter(torch.zeros(1, self.adain_param_count, 2))
 
@@ -100,7 +113,7 @@ class Embedder(nn.Module):
 
     def __init__(self, E_config: Sequence = config.E_config, embedding_dim: int = 512, input_dim: int = 6):
         super().__init__()
-        self.layers = _encoder_layers(E_config, input_dim, embedding_dim, 'E_config')
+        self.layers = _encoder_layers(E_config, input_dim, embedding_dim, "E_config")
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         h = torch.cat((x, y), dim=1)
@@ -113,6 +126,7 @@ class DiscriminatorOutput(NamedTuple):
     """features: outputs of every 'D' and 'B' block (feature matching); score: (n,) realism;
     w: the rows W_i (n, embedding_dim) of the video embedding, without w0 (matching loss),
     None for the fine-tuning D."""
+
     features: list
     score: torch.Tensor
     w: torch.Tensor | None
@@ -121,7 +135,7 @@ class DiscriminatorOutput(NamedTuple):
 class _FeatureDiscriminator(nn.Module):
     def __init__(self, V_config: Sequence, embedding_dim: int, input_dim: int):
         super().__init__()
-        self.layers = _encoder_layers(V_config, input_dim, embedding_dim, 'V_config')
+        self.layers = _encoder_layers(V_config, input_dim, embedding_dim, "V_config")
 
     def features(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list, torch.Tensor]:
         """Block outputs and the pooled vector v (n, embedding_dim)."""
@@ -138,8 +152,9 @@ class Discriminator(_FeatureDiscriminator):
     """Meta-training projection D: score = v . (W_i + w0) + b, one row W_i of `embedding` per
     training video (`sample_count` videos, indexed like the sorted dataset)."""
 
-    def __init__(self, V_config: Sequence = config.V_config, sample_count: int = 1,
-                 embedding_dim: int = 512, input_dim: int = 6):
+    def __init__(
+        self, V_config: Sequence = config.V_config, sample_count: int = 1, embedding_dim: int = 512, input_dim: int = 6
+    ):
         super().__init__(V_config, embedding_dim, input_dim)
         self.w0 = nn.Parameter(torch.empty(1, embedding_dim).normal_())
         self.b = nn.Parameter(torch.empty(()).normal_())

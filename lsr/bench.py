@@ -11,6 +11,7 @@ at `--resolution`, then times, after one untimed traced call each:
   shipped) at `--batch_size`.
 Prints a table and the process's peak resident memory. A measurement, not a test.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,17 +32,19 @@ def _batch(batch_size: int, k: int, size: int, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     image = lambda *s: tf.constant(rng.uniform(-1, 1, s).astype(np.float32))
     label = lambda *s: tf.constant(rng.integers(0, 19, s).astype(np.int32))
-    return {F.FRAMES_KEY: image(batch_size, k, size, size, 3),
-            F.CONTOURS_KEY: image(batch_size, k, size, size, 3),
-            F.SEGMAPS_KEY: label(batch_size, k, size, size, 1),
-            F.TARGET_FRAME_KEY: image(batch_size, size, size, 3),
-            F.TARGET_CONTOUR_KEY: image(batch_size, size, size, 3),
-            F.TARGET_SEGMAP_KEY: label(batch_size, size, size, 1)}
+    return {
+        F.FRAMES_KEY: image(batch_size, k, size, size, 3),
+        F.CONTOURS_KEY: image(batch_size, k, size, size, 3),
+        F.SEGMAPS_KEY: label(batch_size, k, size, size, 1),
+        F.TARGET_FRAME_KEY: image(batch_size, size, size, 3),
+        F.TARGET_CONTOUR_KEY: image(batch_size, size, size, 3),
+        F.TARGET_SEGMAP_KEY: label(batch_size, size, size, 1),
+    }
 
 
 def _model(config):
     model = create_model(config)
-    if hasattr(model, 'init_extra_train_and_eval_networks'):
+    if hasattr(model, "init_extra_train_and_eval_networks"):
         model.init_extra_train_and_eval_networks()
     return model
 
@@ -60,55 +63,58 @@ def bench_inference(size: int, k: int, iters: int) -> float:
     model = _model(config)
     batch = _batch(1, k, size)
     latents = model.compute_latents(engine.encoder_inputs(config, batch), training=False)
-    run = tf.function(lambda b: engine.public_outputs(
-        engine.forward(model, b, training=False, latents=latents)))
+    run = tf.function(lambda b: engine.public_outputs(engine.forward(model, b, training=False, latents=latents)))
     return 1000 * _timed(lambda: [t.numpy() for t in run(batch).values()], iters)
 
 
 def bench_train(size: int, batch_size: int, iters: int) -> float:
     # The VGG19 / VGG-Face weights are not shipped: their perceptual losses are off.
-    config = options.default_config(train_resolution=size, batch_size=batch_size, w_loss_vgg=0,
-                                    w_loss_vgg_face_recon=0, w_loss_identity=0)
+    config = options.default_config(
+        train_resolution=size, batch_size=batch_size, w_loss_vgg=0, w_loss_vgg_face_recon=0, w_loss_identity=0
+    )
     strategy = tf.distribute.get_strategy()
     model = _model(config)
     counters_step = tf.Variable(0, dtype=tf.int64)
-    model.create_optimizers(counters_step, config.lr_warmstart_steps, 10**6, 2 * 10**6,
-                            config.decay_num_intervals)
+    model.create_optimizers(counters_step, config.lr_warmstart_steps, 10**6, 2 * 10**6, config.decay_num_intervals)
     losses = ModelLosses(config)
     batch = _batch(batch_size, config.K, size)
     # One eager forward pass and loss builds every network before its variables are listed.
-    losses.compute_losses(model, engine.forward(model, batch, training=True), batch,
-                          training=True, global_batch_size=batch_size)
-    step = engine.make_train_step(model, losses, strategy, batch_size,
-                                  engine.variables_to_train(model, finetuning=False))
-    return 1 / _timed(lambda: float(step(batch)[0]['loss_g']), iters)
+    losses.compute_losses(
+        model, engine.forward(model, batch, training=True), batch, training=True, global_batch_size=batch_size
+    )
+    step = engine.make_train_step(
+        model, losses, strategy, batch_size, engine.variables_to_train(model, finetuning=False)
+    )
+    return 1 / _timed(lambda: float(step(batch)[0]["loss_g"]), iters)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--resolution', type=int, default=224)
-    parser.add_argument('--iters', type=int, default=3, help='timed calls after the warm-up')
-    parser.add_argument('--batch_size', type=int, default=1, help='training batch size')
-    parser.add_argument('--skip_train', action='store_true')
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--resolution", type=int, default=224)
+    parser.add_argument("--iters", type=int, default=3, help="timed calls after the warm-up")
+    parser.add_argument("--batch_size", type=int, default=1, help="training batch size")
+    parser.add_argument("--skip_train", action="store_true")
     args = parser.parse_args(argv)
-    device = 'GPU' if tf.config.list_logical_devices('GPU') else 'CPU'
-    print(f'LSR two_step_syn, {args.resolution}x{args.resolution}, random weights, {device}, '
-          f'{args.iters} timed iterations')
+    device = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
+    print(
+        f"LSR two_step_syn, {args.resolution}x{args.resolution}, random weights, {device}, "
+        f"{args.iters} timed iterations"
+    )
     rows = []
     for k in (1, 4):
-        rows.append((f'inference K={k}', f'{bench_inference(args.resolution, k, args.iters):9.1f} ms/frame'))
-        print(f'{rows[-1][0]:<36s} {rows[-1][1]}', flush=True)
+        rows.append((f"inference K={k}", f"{bench_inference(args.resolution, k, args.iters):9.1f} ms/frame"))
+        print(f"{rows[-1][0]:<36s} {rows[-1][1]}", flush=True)
     if not args.skip_train:
         rate = bench_train(args.resolution, args.batch_size, args.iters)
-        rows.append((f'train step (batch {args.batch_size}, K=4)', f'{rate:9.3f} steps/s'))
-        print(f'{rows[-1][0]:<36s} {rows[-1][1]}', flush=True)
+        rows.append((f"train step (batch {args.batch_size}, K=4)", f"{rate:9.3f} steps/s"))
+        print(f"{rows[-1][0]:<36s} {rows[-1][1]}", flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    rows.append(('peak resident memory', f'{peak:9.0f} MiB'))
-    print('\n| measurement | value |\n|---|---|')
+    rows.append(("peak resident memory", f"{peak:9.0f} MiB"))
+    print("\n| measurement | value |\n|---|---|")
     for name, value in rows:
-        print(f'| {name} | {value.strip()} |')
+        print(f"| {name} | {value.strip()} |")
     return 0
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     sys.exit(main())

@@ -8,6 +8,7 @@ Keys are object-graph paths, e.g. `generator/blocks/2/conv_block0/conv/kernel`. 
 compares the model's keys and shapes with `tf.train.list_variables` first, so a mismatch is
 one `CheckpointMismatchError` line instead of a TensorFlow traceback or a silent partial load.
 """
+
 from __future__ import annotations
 
 import collections
@@ -19,29 +20,29 @@ import tensorflow as tf
 from common.checkpoint import mismatch_report, not_found
 from common.errors import CheckpointMismatchError
 
-LAYOUTS = ('train', 'infer', 'eval')
-OFFICIAL = ('the released model is the _trained_models/meta_learning folder linked from the README of '
-            'github.com/MoustafaMeshry/lsr; pass that folder')
-_VALUE_SUFFIX = '/.ATTRIBUTES/VARIABLE_VALUE'
-_SLOT_MARK = '/.OPTIMIZER_SLOT/'
-_SAVE_COUNTER = 'save_counter' + _VALUE_SUFFIX
+LAYOUTS = ("train", "infer", "eval")
+OFFICIAL = (
+    "the released model is the _trained_models/meta_learning folder linked from the README of "
+    "github.com/MoustafaMeshry/lsr; pass that folder"
+)
+_VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+_SLOT_MARK = "/.OPTIMIZER_SLOT/"
+_SAVE_COUNTER = "save_counter" + _VALUE_SUFFIX
 # Written by tf.train.Checkpoint itself, not part of any model.
-_BOOKKEEPING = ('_CHECKPOINTABLE_OBJECT_GRAPH', _SAVE_COUNTER)
+_BOOKKEEPING = ("_CHECKPOINTABLE_OBJECT_GRAPH", _SAVE_COUNTER)
 
 
 def make_counters() -> dict:
     """The training counters main.py saves beside the networks."""
     return {
-        'global_step': tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step'),
-        'epoch': tf.Variable(0, dtype=tf.int64, trainable=False, name='epoch'),
-        'train_examples_count': tf.Variable(0, dtype=tf.int64, trainable=False,
-                                            name='train_examples_count'),
-        'training_finished': tf.Variable(False, dtype=tf.bool, trainable=False,
-                                         name='training_finished'),
+        "global_step": tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step"),
+        "epoch": tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch"),
+        "train_examples_count": tf.Variable(0, dtype=tf.int64, trainable=False, name="train_examples_count"),
+        "training_finished": tf.Variable(False, dtype=tf.bool, trainable=False, name="training_finished"),
     }
 
 
-def build_checkpoint(model, layout: str = 'infer', counters: dict | None = None):
+def build_checkpoint(model, layout: str = "infer", counters: dict | None = None):
     """The checkpoint object main.py builds for `layout`, with every variable created.
 
     The networks are run once to create their variables and, for 'train', the optimizer
@@ -50,14 +51,16 @@ def build_checkpoint(model, layout: str = 'infer', counters: dict | None = None)
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, not '{layout}'")
     model.build_networks()
-    if layout == 'eval':
+    if layout == "eval":
         return tf.train.Checkpoint(**model.get_networks())
     if counters is None:
         raise ValueError(f"the '{layout}' layout needs the counters (make_counters())")
-    if layout == 'infer':
-        return tf.train.Checkpoint(global_step=counters['global_step'],
-                                   train_examples_count=counters['train_examples_count'],
-                                   **model.get_networks())
+    if layout == "infer":
+        return tf.train.Checkpoint(
+            global_step=counters["global_step"],
+            train_examples_count=counters["train_examples_count"],
+            **model.get_networks(),
+        )
     optimizers = model.get_optimizers()
     if not optimizers:
         raise ValueError("the 'train' layout needs the model's optimizers (create_optimizers())")
@@ -69,7 +72,7 @@ def build_checkpoint(model, layout: str = 'infer', counters: dict | None = None)
 
 def _escape(name: str) -> str:
     # tf.train.Checkpoint's escaping of '.' and '/' inside one path element.
-    return name.replace('.', '..').replace('/', '.S')
+    return name.replace(".", "..").replace("/", ".S")
 
 
 def checkpoint_keys(root) -> dict:
@@ -78,7 +81,7 @@ def checkpoint_keys(root) -> dict:
     A variable is keyed by its first path in a breadth-first walk of the object graph; an
     optimizer slot by its variable's path, the optimizer's path and the slot name.
     """
-    paths = {id(root): ''}
+    paths = {id(root): ""}
     objects = collections.deque([root])
     variables, optimizers = [], []
     while objects:
@@ -86,7 +89,7 @@ def checkpoint_keys(root) -> dict:
         for name, child in tf.train.TrackableView.children(parent).items():
             if id(child) in paths:
                 continue
-            paths[id(child)] = f'{paths[id(parent)]}/{_escape(name)}'.lstrip('/')
+            paths[id(child)] = f"{paths[id(parent)]}/{_escape(name)}".lstrip("/")
             objects.append(child)
             if isinstance(child, tf.Variable):
                 variables.append(child)
@@ -100,7 +103,7 @@ def checkpoint_keys(root) -> dict:
                     slot = optimizer.get_slot(variable, slot_name)
                 except KeyError:
                     continue
-                key = f'{paths[id(variable)]}{_SLOT_MARK}{paths[id(optimizer)]}/{slot_name}'
+                key = f"{paths[id(variable)]}{_SLOT_MARK}{paths[id(optimizer)]}/{slot_name}"
                 keys[key + _VALUE_SUFFIX] = tf.TensorSpec(slot.shape, slot.dtype)
     return {k: v for k, v in keys.items() if k not in _BOOKKEEPING}
 
@@ -109,30 +112,31 @@ def saved_keys(prefix: str) -> dict:
     """Key -> tf.TensorSpec of every variable stored in the checkpoint at `prefix`."""
     reader = tf.train.load_checkpoint(prefix)
     dtypes = reader.get_variable_to_dtype_map()
-    return {key: tf.TensorSpec(shape, dtypes[key])
-            for key, shape in reader.get_variable_to_shape_map().items()
-            if key not in _BOOKKEEPING}
+    return {
+        key: tf.TensorSpec(shape, dtypes[key])
+        for key, shape in reader.get_variable_to_shape_map().items()
+        if key not in _BOOKKEEPING
+    }
 
 
 def latest_checkpoint(path) -> str:
     """The checkpoint prefix `path` names: itself (`.../ckpt-N`) or the latest one in the
     directory `path`, by its `checkpoint` file or else the highest ckpt-N.index."""
     path = os.fspath(path)
-    if tf.io.gfile.exists(path + '.index'):
+    if tf.io.gfile.exists(path + ".index"):
         return path
     if tf.io.gfile.isdir(path):
         prefix = tf.train.latest_checkpoint(path)
         if prefix:
             return prefix
-        numbers = [int(m.group(1)) for f in tf.io.gfile.listdir(path)
-                   if (m := re.fullmatch(r'ckpt-(\d+)\.index', f))]
+        numbers = [int(m.group(1)) for f in tf.io.gfile.listdir(path) if (m := re.fullmatch(r"ckpt-(\d+)\.index", f))]
         if numbers:
-            return os.path.join(path, f'ckpt-{max(numbers)}')
-    raise not_found(path, 'TensorFlow checkpoint (ckpt-N.index and ckpt-N.data-* files)', OFFICIAL)
+            return os.path.join(path, f"ckpt-{max(numbers)}")
+    raise not_found(path, "TensorFlow checkpoint (ckpt-N.index and ckpt-N.data-* files)", OFFICIAL)
 
 
 def _short(key: str) -> str:
-    return key[:-len(_VALUE_SUFFIX)] if key.endswith(_VALUE_SUFFIX) else key
+    return key[: -len(_VALUE_SUFFIX)] if key.endswith(_VALUE_SUFFIX) else key
 
 
 def restore(checkpoint, path, partial: bool) -> str:
@@ -147,14 +151,12 @@ def restore(checkpoint, path, partial: bool) -> str:
     expected = checkpoint_keys(checkpoint)
     found = saved_keys(prefix)
     if partial:
-        roots = {key.split('/', 1)[0] for key in expected}
-        found = {key: spec for key, spec in found.items()
-                 if key.split('/', 1)[0] in roots and _SLOT_MARK not in key}
-    report = mismatch_report({_short(k): v for k, v in expected.items()},
-                             {_short(k): v for k, v in found.items()})
+        roots = {key.split("/", 1)[0] for key in expected}
+        found = {key: spec for key, spec in found.items() if key.split("/", 1)[0] in roots and _SLOT_MARK not in key}
+    report = mismatch_report({_short(k): v for k, v in expected.items()}, {_short(k): v for k, v in found.items()})
     if report:
-        note = ' (shapes: checkpoint vs model)' if 'mis-shaped' in report else ''
-        raise CheckpointMismatchError(f'{prefix}: does not match the model: {report}{note}')
+        note = " (shapes: checkpoint vs model)" if "mis-shaped" in report else ""
+        raise CheckpointMismatchError(f"{prefix}: does not match the model: {report}{note}")
     # read(), unlike restore(), does not add a save_counter that the file may lack (write()
     # omits it); create ours only when there is one to restore.
     if tf.train.load_checkpoint(prefix).has_tensor(_SAVE_COUNTER):
@@ -170,11 +172,11 @@ def restore(checkpoint, path, partial: bool) -> str:
     return prefix
 
 
-def load_model(model, path, layout: str = 'infer', counters: dict | None = None):
+def load_model(model, path, layout: str = "infer", counters: dict | None = None):
     """Build `layout`'s checkpoint object for `model`, restore `path` into it, return it.
 
     'train' must match exactly; 'infer' and 'eval' may skip what they leave out.
     """
     checkpoint = build_checkpoint(model, layout, counters)
-    restore(checkpoint, path, partial=layout != 'train')
+    restore(checkpoint, path, partial=layout != "train")
     return checkpoint

@@ -1,5 +1,6 @@
 """What the run modes of `lsr.run` share: the forward pass on a provider batch, the distributed
 training step, io-tuple images, TensorBoard summaries and the evaluation metrics."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +15,7 @@ MODEL_RANGE = (-1.0, 1.0)  # the range of every image tensor (frames, landmark d
 
 def make_strategy() -> tf.distribute.Strategy:
     """MirroredStrategy over the visible GPUs, the default (one-device) strategy without."""
-    if tf.config.list_logical_devices('GPU'):
+    if tf.config.list_logical_devices("GPU"):
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
 
@@ -30,18 +31,15 @@ def forward(model, batch, training, latents=None):
     """`model.process` on a provider batch; `latents` (z_style, z_layout) of one example,
     when given, replace the encoders and are shared by the whole batch."""
     if latents is None:
-        return model.process(encoder_inputs(model.config, batch), batch[F.TARGET_CONTOUR_KEY],
-                             training=training)
+        return model.process(encoder_inputs(model.config, batch), batch[F.TARGET_CONTOUR_KEY], training=training)
     size = tf.shape(batch[F.TARGET_CONTOUR_KEY])[0]
     tiled = tuple(None if z is None else tf.repeat(z, size, axis=0) for z in latents)
-    return model.process(None, batch[F.TARGET_CONTOUR_KEY], training=training,
-                         precomputed_latents=tiled)
+    return model.process(None, batch[F.TARGET_CONTOUR_KEY], training=training, precomputed_latents=tiled)
 
 
 def public_outputs(outputs) -> dict:
     """The outputs run modes use (tf.function and strategy.run results cannot hold None)."""
-    return {key: outputs[key] for key in ('output', 'segmap_label_map')
-            if outputs[key] is not None}
+    return {key: outputs[key] for key in ("output", "segmap_label_map") if outputs[key] is not None}
 
 
 def variables_to_train(model, finetuning: bool) -> dict:
@@ -51,30 +49,43 @@ def variables_to_train(model, finetuning: bool) -> dict:
     only the networks its --finetune_* flags name.
     """
     config, nets = model.config, model.get_networks()
-    if config.model_type == 'pretrain_layout':
-        return {'g_layout_optimizer': ('loss_g', model.trainable_variables_by_optimizer()[
-            'g_layout_optimizer'])}
+    if config.model_type == "pretrain_layout":
+        return {"g_layout_optimizer": ("loss_g", model.trainable_variables_by_optimizer()["g_layout_optimizer"])}
     if not finetuning:
-        plan = {name: ('loss_g' if name == 'g_optimizer' else 'loss_d', variables)
-                for name, variables in model.trainable_variables_by_optimizer().items()}
-        if 'g_layout_optimizer' in plan:
-            plan['g_layout_optimizer'] = ('loss_g_segmentation', plan['g_layout_optimizer'][1])
+        plan = {
+            name: ("loss_g" if name == "g_optimizer" else "loss_d", variables)
+            for name, variables in model.trainable_variables_by_optimizer().items()
+        }
+        if "g_layout_optimizer" in plan:
+            plan["g_layout_optimizer"] = ("loss_g_segmentation", plan["g_layout_optimizer"][1])
         return plan
-    layout_encoder = nets.get('layout_encoder', nets['encoder'])
-    g_nets = [net for flag, net in ((config.finetune_g, nets['generator']),
-                                    (config.finetune_g_layout, nets['layout_generator']),
-                                    (config.finetune_e, nets['encoder']),
-                                    (config.finetune_e_layout, nets.get('layout_encoder')))
-              if flag and net is not None]
-    plan = {'g_optimizer': ('loss_g', g_nets)}
+    layout_encoder = nets.get("layout_encoder", nets["encoder"])
+    g_nets = [
+        net
+        for flag, net in (
+            (config.finetune_g, nets["generator"]),
+            (config.finetune_g_layout, nets["layout_generator"]),
+            (config.finetune_e, nets["encoder"]),
+            (config.finetune_e_layout, nets.get("layout_encoder")),
+        )
+        if flag and net is not None
+    ]
+    plan = {"g_optimizer": ("loss_g", g_nets)}
     if model.g_layout_optimizer is not None:
-        plan['g_layout_optimizer'] = ('loss_g_segmentation', [
-            net for flag, net in ((config.finetune_g_layout, nets['layout_generator']),
-                                  (config.finetune_e_layout, layout_encoder)) if flag])
+        plan["g_layout_optimizer"] = (
+            "loss_g_segmentation",
+            [
+                net
+                for flag, net in (
+                    (config.finetune_g_layout, nets["layout_generator"]),
+                    (config.finetune_e_layout, layout_encoder),
+                )
+                if flag
+            ],
+        )
     if model.d_optimizer is not None and config.finetune_d:
-        plan['d_optimizer'] = ('loss_d', [nets['discriminator']])
-    return {name: (key, [v for net in group for v in net.trainable_variables])
-            for name, (key, group) in plan.items()}
+        plan["d_optimizer"] = ("loss_d", [nets["discriminator"]])
+    return {name: (key, [v for net in group for v in net.trainable_variables]) for name, (key, group) in plan.items()}
 
 
 def make_train_step(model, model_losses, strategy, global_batch_size, plan, latents=None):
@@ -90,14 +101,18 @@ def make_train_step(model, model_losses, strategy, global_batch_size, plan, late
     def replica_step(batch, train_g, train_d):
         with tf.GradientTape(persistent=True) as tape:
             outputs = forward(model, batch, training=True, latents=latents)
-            loss = model_losses.compute_losses(model, outputs, batch, training=True,
-                                               global_batch_size=global_batch_size)
+            loss = model_losses.compute_losses(
+                model, outputs, batch, training=True, global_batch_size=global_batch_size
+            )
         for name, (key, variables) in plan.items():
-            if not variables or not (train_d if name == 'd_optimizer' else train_g):
+            if not variables or not (train_d if name == "d_optimizer" else train_g):
                 continue
             grads = tape.gradient(loss[key], variables)
-            pairs = [(tf.clip_by_value(g, -clip, clip) if clip > 0 else g, v)
-                     for g, v in zip(grads, variables) if g is not None]
+            pairs = [
+                (tf.clip_by_value(g, -clip, clip) if clip > 0 else g, v)
+                for g, v in zip(grads, variables)
+                if g is not None
+            ]
             optimizers[name].apply_gradients(pairs)
         del tape
         return loss, public_outputs(outputs)
@@ -105,10 +120,8 @@ def make_train_step(model, model_losses, strategy, global_batch_size, plan, late
     @tf.function
     def step(batch, train_g=True, train_d=True):
         loss, outputs = strategy.run(replica_step, args=(batch, train_g, train_d))
-        summed = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-                  for k, v in loss.items()}
-        return summed, {k: strategy.experimental_local_results(v)[0]
-                        for k, v in outputs.items()}
+        summed = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in loss.items()}
+        return summed, {k: strategy.experimental_local_results(v)[0] for k, v in outputs.items()}
 
     return step
 
@@ -121,8 +134,11 @@ def output_images(output) -> np.ndarray:
 def io_tuples(batch, output, label_map) -> np.ndarray:
     """[B, H, 5W, 3] uint8: input landmarks | predicted layout | oracle layout |
     clip(output) | ground truth."""
-    panels = [to_uint8(batch[F.TARGET_CONTOUR_KEY], MODEL_RANGE), colorize(label_map, 'lsr'),
-              colorize(batch[F.TARGET_SEGMAP_KEY], 'lsr')]
+    panels = [
+        to_uint8(batch[F.TARGET_CONTOUR_KEY], MODEL_RANGE),
+        colorize(label_map, "lsr"),
+        colorize(batch[F.TARGET_SEGMAP_KEY], "lsr"),
+    ]
     if output is not None:  # layout pre-training without --multi_task_training has no RGB
         panels += [output_images(output), to_uint8(batch[F.TARGET_FRAME_KEY], MODEL_RANGE)]
     return np.concatenate(panels, axis=2)
@@ -130,26 +146,23 @@ def io_tuples(batch, output, label_map) -> np.ndarray:
 
 def basenames(batch) -> list[str]:
     """`<person>-<video>-<part>` of each example, the prefix of its io-tuple file."""
-    ids = zip(*(np.asarray(batch[key]) for key in (F.PERSON_ID_KEY, F.VIDEO_ID_KEY,
-                                                    F.VIDEO_PART_ID_KEY)))
-    return ['-'.join(x.decode() for x in example) for example in ids]
+    ids = zip(*(np.asarray(batch[key]) for key in (F.PERSON_ID_KEY, F.VIDEO_ID_KEY, F.VIDEO_PART_ID_KEY)))
+    return ["-".join(x.decode() for x in example) for example in ids]
 
 
 def write_summaries(step, optimizers, losses, batch, outputs):
     """Learning rates, losses, the io tuple, few-shot inputs + target and example names."""
     for name, optimizer in optimizers.items():
         lr = optimizer.learning_rate
-        tf.summary.scalar(f'learning_rate/{name}', lr() if callable(lr) else lr, step=step)
+        tf.summary.scalar(f"learning_rate/{name}", lr() if callable(lr) else lr, step=step)
     for key, value in losses.items():
-        tf.summary.scalar(f'losses/{key}', value, step=step)
-    tuples = io_tuples(batch, outputs.get('output'), outputs['segmap_label_map'])
-    tf.summary.image('io_tuple', tuples, step=step)
+        tf.summary.scalar(f"losses/{key}", value, step=step)
+    tuples = io_tuples(batch, outputs.get("output"), outputs["segmap_label_map"])
+    tf.summary.image("io_tuple", tuples, step=step)
     if F.FRAMES_KEY in batch and len(batch[F.FRAMES_KEY].shape) == 5:
         shots = tf.unstack(batch[F.FRAMES_KEY][:, :5], axis=1) + [batch[F.TARGET_FRAME_KEY]]
-        tf.summary.image('few_shot_inputs_and_target',
-                         to_uint8(tf.concat(shots, axis=2), MODEL_RANGE),
-                         step=step)
-    tf.summary.text('basename', tf.constant(basenames(batch)), step=step)
+        tf.summary.image("few_shot_inputs_and_target", to_uint8(tf.concat(shots, axis=2), MODEL_RANGE), step=step)
+    tf.summary.text("basename", tf.constant(basenames(batch)), step=step)
 
 
 class EvalMetrics:
@@ -159,18 +172,17 @@ class EvalMetrics:
         self.values = {}
 
     def update(self, real, fake, per_example_losses):
-        real, fake = (tf.cast((tf.convert_to_tensor(x) + 1.0) * 127.5, tf.float32)
-                      for x in (real, fake))
-        self._add('mean_absolute_error', tf.reduce_mean(tf.abs(real - fake), axis=[1, 2, 3]))
-        self._add('mean_psnr', tf.image.psnr(real, fake, 255))
-        self._add('mean_ssim', tf.image.ssim(real, fake, 255))
+        real, fake = (tf.cast((tf.convert_to_tensor(x) + 1.0) * 127.5, tf.float32) for x in (real, fake))
+        self._add("mean_absolute_error", tf.reduce_mean(tf.abs(real - fake), axis=[1, 2, 3]))
+        self._add("mean_psnr", tf.image.psnr(real, fake, 255))
+        self._add("mean_ssim", tf.image.ssim(real, fake, 255))
         for key, value in per_example_losses.items():
-            self._add(f'losses/{key}', value)
+            self._add(f"losses/{key}", value)
 
     def _add(self, key, values):
         self.values.setdefault(key, []).extend(np.atleast_1d(np.asarray(values)).tolist())
 
     def summary(self) -> str:
-        lines = ['Evaluation metrics summary:', '---------------------------']
-        lines += [f'eval_metrics/{key} = {np.mean(v):.4f}' for key, v in self.values.items()]
-        return '\n'.join(lines)
+        lines = ["Evaluation metrics summary:", "---------------------------"]
+        lines += [f"eval_metrics/{key} = {np.mean(v):.4f}" for key, v in self.values.items()]
+        return "\n".join(lines)

@@ -3,6 +3,7 @@
 Attribute names (`conv0`, `norm0`, `spade_norm`, `conv_block1`, `shortcut`, ...) are parts of
 the checkpoint keys, so they follow the original even where a clearer name exists.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -12,7 +13,7 @@ import tensorflow as tf
 
 with warnings.catch_warnings():
     # tfa prints an end-of-life notice on import; LSR needs only its InstanceNormalization.
-    warnings.simplefilter('ignore', UserWarning)
+    warnings.simplefilter("ignore", UserWarning)
     import tensorflow_addons as tfa
 
 SQRT2 = float(np.sqrt(2.0))
@@ -32,10 +33,10 @@ class Conv2DScaled(tf.keras.layers.Conv2D):
     """
 
     def __init__(self, filters, kernel_size, gain: float = SQRT2, **kwargs):
-        kwargs.setdefault('padding', 'same')
-        super().__init__(filters, kernel_size,
-                         kernel_initializer=tf.keras.initializers.RandomNormal(stddev=1.0),
-                         **kwargs)
+        kwargs.setdefault("padding", "same")
+        super().__init__(
+            filters, kernel_size, kernel_initializer=tf.keras.initializers.RandomNormal(stddev=1.0), **kwargs
+        )
         self.gain = gain
 
     def build(self, input_shape):
@@ -53,8 +54,7 @@ class DenseScaled(tf.keras.layers.Dense):
     """Dense layer with an equalised learning rate (see `Conv2DScaled`)."""
 
     def __init__(self, units, gain: float = SQRT2, **kwargs):
-        super().__init__(units, kernel_initializer=tf.keras.initializers.RandomNormal(stddev=1.0),
-                         **kwargs)
+        super().__init__(units, kernel_initializer=tf.keras.initializers.RandomNormal(stddev=1.0), **kwargs)
         self.gain = gain
 
     def build(self, input_shape):
@@ -68,28 +68,27 @@ class DenseScaled(tf.keras.layers.Dense):
         return self.activation(outputs)
 
 
-def conv_layer(conv_type: str, filters: int, kernel_size: int, gain: float = SQRT2,
-               glorot_normal: bool = False, **kwargs) -> tf.keras.layers.Conv2D:
+def conv_layer(
+    conv_type: str, filters: int, kernel_size: int, gain: float = SQRT2, glorot_normal: bool = False, **kwargs
+) -> tf.keras.layers.Conv2D:
     """A 'same' convolution of a --*conv_type: 'scaled' (gain applies) or 'regular'.
 
     `glorot_normal` is the --faithful_spade_hacks initialiser of regular convolutions.
     """
-    if conv_type == 'scaled':
+    if conv_type == "scaled":
         return Conv2DScaled(filters, kernel_size, gain=gain, **kwargs)
-    if conv_type == 'regular':
-        init = 'glorot_normal' if glorot_normal else 'glorot_uniform'
-        return tf.keras.layers.Conv2D(filters, kernel_size, padding='same',
-                                      kernel_initializer=init, **kwargs)
+    if conv_type == "regular":
+        init = "glorot_normal" if glorot_normal else "glorot_uniform"
+        return tf.keras.layers.Conv2D(filters, kernel_size, padding="same", kernel_initializer=init, **kwargs)
     raise ValueError(f"unsupported conv_type '{conv_type}' (use scaled or regular)")
 
 
-def dense_layer(conv_type: str, units: int, glorot_normal: bool = False,
-                **kwargs) -> tf.keras.layers.Dense:
+def dense_layer(conv_type: str, units: int, glorot_normal: bool = False, **kwargs) -> tf.keras.layers.Dense:
     """A dense layer matching `conv_layer` (gain sqrt(2) when scaled)."""
-    if conv_type == 'scaled':
+    if conv_type == "scaled":
         return DenseScaled(units, **kwargs)
-    if conv_type == 'regular':
-        init = 'glorot_normal' if glorot_normal else 'glorot_uniform'
+    if conv_type == "regular":
+        init = "glorot_normal" if glorot_normal else "glorot_uniform"
         return tf.keras.layers.Dense(units, kernel_initializer=init, **kwargs)
     raise ValueError(f"unsupported conv_type '{conv_type}' (use scaled or regular)")
 
@@ -108,8 +107,8 @@ class LayerNormalization(tf.keras.layers.Layer):
         self.center, self.scale, self.epsilon = center, scale, epsilon
 
     def build(self, input_shape):
-        self.gamma = self.add_weight('gamma', (1,), initializer='ones') if self.scale else None
-        self.beta = self.add_weight('beta', (1,), initializer='zeros') if self.center else None
+        self.gamma = self.add_weight("gamma", (1,), initializer="ones") if self.scale else None
+        self.beta = self.add_weight("beta", (1,), initializer="zeros") if self.center else None
         super().build(input_shape)
 
     def call(self, x):
@@ -128,22 +127,20 @@ def norm_factory(norm_type: str, param_free: bool = False):
 
     A 'param_free_' prefix, like `param_free=True`, drops the learned scale and offset.
     """
-    if norm_type.startswith('param_free_'):
-        norm_type, param_free = norm_type[len('param_free_'):], True
+    if norm_type.startswith("param_free_"):
+        norm_type, param_free = norm_type[len("param_free_") :], True
     learned = not param_free
-    if norm_type == 'none':
+    if norm_type == "none":
         return None
-    if norm_type == 'instance_norm':
+    if norm_type == "instance_norm":
         # tfa's defaults (epsilon 1e-3, one group per channel) are part of the trained model.
-        return lambda: tfa.layers.InstanceNormalization(center=learned, scale=learned,
-                                                        name='instance_normalization')
-    if norm_type == 'layer_norm':
-        return lambda: LayerNormalization(center=learned, scale=learned,
-                                          name='layer_normalization')
-    if norm_type in ('batch_norm', 'sync_batch_norm'):
+        return lambda: tfa.layers.InstanceNormalization(center=learned, scale=learned, name="instance_normalization")
+    if norm_type == "layer_norm":
+        return lambda: LayerNormalization(center=learned, scale=learned, name="layer_normalization")
+    if norm_type in ("batch_norm", "sync_batch_norm"):
         return lambda: tf.keras.layers.BatchNormalization(
-            center=learned, scale=learned, synchronized=norm_type == 'sync_batch_norm',
-            name='batch_norm')
+            center=learned, scale=learned, synchronized=norm_type == "sync_batch_norm", name="batch_norm"
+        )
     raise ValueError(f"unsupported norm_type '{norm_type}'")
 
 
@@ -152,10 +149,10 @@ def blur_downscale(x):
     taps = np.array([1.0, 2.0, 1.0])
     kernel = np.outer(taps, taps) / 16.0
     kernel = np.tile(kernel[:, :, None, None], [1, 1, x.shape[-1], 1]).astype(np.float32)
-    return tf.nn.depthwise_conv2d(x, kernel, strides=[1, 2, 2, 1], padding='SAME')
+    return tf.nn.depthwise_conv2d(x, kernel, strides=[1, 2, 2, 1], padding="SAME")
 
 
-def downscale2d(x, factor: int, pool_type: str = 'average'):
+def downscale2d(x, factor: int, pool_type: str = "average"):
     """Downscale by an integer factor.
 
     Even factors halve repeatedly (the first halving may blur, later ones box-average 2x2,
@@ -165,8 +162,8 @@ def downscale2d(x, factor: int, pool_type: str = 'average'):
     if factor <= 1:
         return x
     if factor % 2:
-        return tf.nn.avg_pool2d(x, factor, factor, 'VALID')
-    x = blur_downscale(x) if pool_type == 'blur' else tf.nn.avg_pool2d(x, 2, 2, 'VALID')
+        return tf.nn.avg_pool2d(x, factor, factor, "VALID")
+    x = blur_downscale(x) if pool_type == "blur" else tf.nn.avg_pool2d(x, 2, 2, "VALID")
     return downscale2d(x, factor // 2)
 
 
@@ -185,14 +182,13 @@ class ResBlock(tf.keras.layers.Layer):
             stack = []
             if preactivate:
                 stack += ([] if norm is None else [norm()]) + [act()]
-            stack.append(conv(filters, kernel_size, use_bias=use_bias, name='conv2d'))
+            stack.append(conv(filters, kernel_size, use_bias=use_bias, name="conv2d"))
             return tf.keras.Sequential(stack, name=name)
 
         # 'Shortuct' is the original's (misspelt) Keras name.
-        self.shortcut = (branch(fout, 1, 'Shortuct', preactivate=False, use_bias=False)
-                         if fin != fout else None)
-        self.conv_block0 = branch(min(fin, fout), 3, 'Conv0')
-        self.conv_block1 = branch(fout, 3, 'Conv1')
+        self.shortcut = branch(fout, 1, "Shortuct", preactivate=False, use_bias=False) if fin != fout else None
+        self.conv_block0 = branch(min(fin, fout), 3, "Conv0")
+        self.conv_block1 = branch(fout, 3, "Conv1")
 
     def call(self, x):
         shortcut = x if self.shortcut is None else self.shortcut(x)
@@ -206,18 +202,17 @@ class ResBlockDown(tf.keras.layers.Layer):
     shortcut: 1x1 bias-free conv, downscale; output (main + shortcut) * mul_factor.
     """
 
-    def __init__(self, fout, conv, act, norm=None, pool_type='average', mul_factor=1.0,
-                 **kwargs):
+    def __init__(self, fout, conv, act, norm=None, pool_type="average", mul_factor=1.0, **kwargs):
         super().__init__(**kwargs)
         self.fout, self.pool_type, self.mul_factor = fout, pool_type, mul_factor
         self._conv, self._norm, self._act = conv, norm, act()
 
     def build(self, input_shape):
-        self.conv_shortcut = self._conv(self.fout, 1, use_bias=False, name='conv_shortcut')
+        self.conv_shortcut = self._conv(self.fout, 1, use_bias=False, name="conv_shortcut")
         self.norm0 = self._norm() if self._norm is not None else None
-        self.conv0 = self._conv(input_shape[-1], 3, name='Conv0')
+        self.conv0 = self._conv(input_shape[-1], 3, name="Conv0")
         self.norm1 = self._norm() if self._norm is not None else None
-        self.conv1 = self._conv(self.fout, 3, name='Conv1')
+        self.conv1 = self._conv(self.fout, 3, name="Conv1")
         super().build(input_shape)
 
     def call(self, x):
@@ -246,11 +241,11 @@ class StyleModulation(tf.keras.layers.Layer):
     def __init__(self, dense, norm=None, **kwargs):
         super().__init__(**kwargs)
         self._dense = dense
-        self.feature_mod = FeatureModulation(norm, name='feature_mod')
+        self.feature_mod = FeatureModulation(norm, name="feature_mod")
 
     def build(self, input_shape):
         self.channels = input_shape[-1]
-        self.dense = self._dense(2 * self.channels, name='dense')
+        self.dense = self._dense(2 * self.channels, name="dense")
         super().build(input_shape)
 
     def call(self, x, z):
@@ -265,17 +260,17 @@ class ResBlockUp(tf.keras.layers.Layer):
     shortcut: upsample, 1x1 bias-free conv; output main + shortcut.
     """
 
-    def __init__(self, fout, conv, act, norm, interpolation='bilinear', **kwargs):
+    def __init__(self, fout, conv, act, norm, interpolation="bilinear", **kwargs):
         super().__init__(**kwargs)
         self.fout, self._conv, self._norm, self._act = fout, conv, norm, act()
         self.upsample2d = tf.keras.layers.UpSampling2D(2, interpolation=interpolation)
 
     def build(self, input_shape):
-        self.conv_shortcut = self._conv(self.fout, 1, use_bias=False, name='conv_shortcut')
+        self.conv_shortcut = self._conv(self.fout, 1, use_bias=False, name="conv_shortcut")
         self.norm0 = self._norm()
-        self.conv0 = self._conv(self.fout, 3, name='Conv0')
+        self.conv0 = self._conv(self.fout, 3, name="Conv0")
         self.norm1 = self._norm()
-        self.conv1 = self._conv(self.fout, 3, name='Conv1')
+        self.conv1 = self._conv(self.fout, 3, name="Conv1")
         super().build(input_shape)
 
     def call(self, x, z):
@@ -295,14 +290,13 @@ class SPADENormalization(tf.keras.layers.Layer):
     def __init__(self, conv, norm, projection_filters, **kwargs):
         super().__init__(**kwargs)
         self._conv, self.projection_filters = conv, projection_filters
-        self.feature_mod = FeatureModulation(norm, name='feature_mod')
+        self.feature_mod = FeatureModulation(norm, name="feature_mod")
 
     def build(self, input_shape):
         channels = input_shape[-1]
-        self.conv0 = self._conv(self.projection_filters, 3, activation=tf.nn.relu,
-                                name='spade_projection_conv')
-        self.gamma_conv = self._conv(channels, 3, name='gamma_conv')
-        self.beta_conv = self._conv(channels, 3, name='beta_conv')
+        self.conv0 = self._conv(self.projection_filters, 3, activation=tf.nn.relu, name="spade_projection_conv")
+        self.gamma_conv = self._conv(channels, 3, name="gamma_conv")
+        self.beta_conv = self._conv(channels, 3, name="beta_conv")
         super().build(input_shape)
 
     def call(self, x, cond):
@@ -313,8 +307,7 @@ class SPADENormalization(tf.keras.layers.Layer):
 class SPADEConvBlock(tf.keras.layers.Layer):
     """SPADE normalisation, optional activation, then a convolution to `fout` channels."""
 
-    def __init__(self, fout, conv, spade_conv, norm, act, projection_filters, kernel_size=3,
-                 use_bias=True, **kwargs):
+    def __init__(self, fout, conv, spade_conv, norm, act, projection_filters, kernel_size=3, use_bias=True, **kwargs):
         super().__init__(**kwargs)
         self.spade_norm = SPADENormalization(spade_conv, norm, projection_filters)
         self.activation = act() if act else None
@@ -333,10 +326,10 @@ class SPADEResBlock(tf.keras.layers.Layer):
 
     def __init__(self, fin, fout, conv, spade_conv, norm, act, projection_filters, **kwargs):
         super().__init__(**kwargs)
-        block_args = dict(conv=conv, spade_conv=spade_conv, norm=norm,
-                          projection_filters=projection_filters)
-        self.shortcut = (SPADEConvBlock(fout, act=None, kernel_size=1, use_bias=False,
-                                        **block_args) if fin != fout else None)
+        block_args = dict(conv=conv, spade_conv=spade_conv, norm=norm, projection_filters=projection_filters)
+        self.shortcut = (
+            SPADEConvBlock(fout, act=None, kernel_size=1, use_bias=False, **block_args) if fin != fout else None
+        )
         self.conv_block0 = SPADEConvBlock(min(fin, fout), act=act, **block_args)
         self.conv_block1 = SPADEConvBlock(fout, act=act, **block_args)
 

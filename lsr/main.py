@@ -10,6 +10,7 @@
 The run modes themselves are library functions in `lsr.run`; this module only parses the flags
 into a config and calls them with the original's folders.
 """
+
 from __future__ import annotations
 
 import sys
@@ -27,7 +28,7 @@ FLAGS = flags.FLAGS
 def main(argv=None):
     """Parse the flags (absl) and run --run_mode; bad input exits with a one-line error."""
     argv = sys.argv if argv is None else argv
-    if any(arg in ('-h', '--help', '--helpfull') for arg in argv[1:]):
+    if any(arg in ("-h", "--help", "--helpfull") for arg in argv[1:]):
         print(FLAGS.get_help())
         return 0
     FLAGS.unparse_flags()
@@ -35,19 +36,18 @@ def main(argv=None):
         FLAGS(argv)
     except flags.Error as exc:
         raise InputError(str(exc)) from None
-    print(f'TF.__version__ = {tf.__version__}')
+    print(f"TF.__version__ = {tf.__version__}")
     config = options.config_from_flags(FLAGS)
     options.validate_options(config)
-    if config.run_mode == 'train':
+    if config.run_mode == "train":
         run.train(config, engine.make_strategy())
-    elif config.run_mode == 'eval':
-        run.evaluate(config, config.train_dir, run.default_eval_dir(config),
-                     engine.make_strategy())
-    elif config.run_mode == 'infer':
+    elif config.run_mode == "eval":
+        run.evaluate(config, config.train_dir, run.default_eval_dir(config), engine.make_strategy())
+    elif config.run_mode == "infer":
         run.infer(config, config.train_dir, run.default_inference_dir(config))
     else:
-        raise InputError(f'--run_mode={config.run_mode} is not one of train, eval, infer')
+        raise InputError(f"--run_mode={config.run_mode} is not one of train, eval, infer")
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

@@ -4,6 +4,7 @@ Every class keeps the original's attribute names and `blocks` list positions (la
 variables included), because those form the checkpoint keys. `build_*(config)` map the absl
 flags (see `lsr.options`) to constructor arguments the way the original's factories do.
 """
+
 from __future__ import annotations
 
 import functools
@@ -13,11 +14,11 @@ import tensorflow as tf
 
 from lsr import layers
 
-LAYOUT_GENERATOR_NAME = 'layout_gen'
-GENERATOR_NAME = 'image_gen'
-ENCODER_NAME = 'image_enc'
-LAYOUT_ENCODER_NAME = 'layout_enc'
-DISCRIMINATOR_NAME = 'discriminator'
+LAYOUT_GENERATOR_NAME = "layout_gen"
+GENERATOR_NAME = "image_gen"
+ENCODER_NAME = "image_enc"
+LAYOUT_ENCODER_NAME = "layout_enc"
+DISCRIMINATOR_NAME = "discriminator"
 
 
 def _factories(conv_type: str, faithful_spade_hacks: bool):
@@ -30,23 +31,33 @@ class EncoderResnet(tf.keras.Model):
     """Frame (+ landmark image) -> latent: 7x7 conv + ReLU, `num_downsamples` x (2x2 average
     pool, ResBlock doubling the width up to nf_max), ReLU, flatten, dense."""
 
-    def __init__(self, nf_start=32, num_downsamples=6, conv_type='scaled', norm_type='none',
-                 style_nc=512, nf_max=512, global_avg_pool=False, add_fc=True,
-                 normalize_latent=False, faithful_spade_hacks=False, name=None):
+    def __init__(
+        self,
+        nf_start=32,
+        num_downsamples=6,
+        conv_type="scaled",
+        norm_type="none",
+        style_nc=512,
+        nf_max=512,
+        global_avg_pool=False,
+        add_fc=True,
+        normalize_latent=False,
+        faithful_spade_hacks=False,
+        name=None,
+    ):
         super().__init__(name=name)
         conv, dense = _factories(conv_type, faithful_spade_hacks)
         norm = layers.norm_factory(norm_type)
         act = tf.keras.layers.ReLU
         # The hacks drop the bias before an instance norm; only `from_rgb` is affected since
         # the residual blocks set their biases explicitly.
-        from_rgb_bias = not (faithful_spade_hacks and 'instance_norm' in norm_type)
+        from_rgb_bias = not (faithful_spade_hacks and "instance_norm" in norm_type)
         nf = nf_start
-        blocks = [conv(nf, 7, use_bias=from_rgb_bias, activation=act(), name='from_rgb')]
+        blocks = [conv(nf, 7, use_bias=from_rgb_bias, activation=act(), name="from_rgb")]
         for i in reversed(range(num_downsamples)):
             next_nf = style_nc if i == 0 and not add_fc else min(2 * nf, nf_max)
             blocks.append(tf.keras.layers.AveragePooling2D(2))
-            blocks.append(layers.ResBlock(nf, next_nf, conv, act, norm,
-                                          name=f'downsample_resblock_{i}'))
+            blocks.append(layers.ResBlock(nf, next_nf, conv, act, norm, name=f"downsample_resblock_{i}"))
             nf = next_nf
         blocks.append(act())
         if global_avg_pool:
@@ -54,7 +65,7 @@ class EncoderResnet(tf.keras.Model):
         if add_fc:
             blocks.append(tf.keras.layers.Flatten())
         self.blocks = blocks
-        self.fc_z = dense(style_nc, name='dense') if add_fc else None
+        self.fc_z = dense(style_nc, name="dense") if add_fc else None
         self.normalize_latent = normalize_latent
 
     def call(self, x, training=None):
@@ -74,31 +85,47 @@ class GeneratorSPADE(tf.keras.Model):
     `num_upsamples` x (2x upsampling, SPADE ResBlock halving the width), LReLU, to_rgb.
     """
 
-    def __init__(self, nf=32, num_upsamples=5, conv_type='scaled', norm_type='instance_norm',
-                 interpolation='bilinear', starting_res=7, nf_max=512, output_nc=3,
-                 num_projection_filters=64, output_activation=None, faithful_spade_hacks=False,
-                 name=None):
+    def __init__(
+        self,
+        nf=32,
+        num_upsamples=5,
+        conv_type="scaled",
+        norm_type="instance_norm",
+        interpolation="bilinear",
+        starting_res=7,
+        nf_max=512,
+        output_nc=3,
+        num_projection_filters=64,
+        output_activation=None,
+        faithful_spade_hacks=False,
+        name=None,
+    ):
         super().__init__(name=name)
         conv, dense = _factories(conv_type, faithful_spade_hacks)
         if faithful_spade_hacks:
-            spade_conv = functools.partial(layers.conv_layer, 'regular', glorot_normal=True)
+            spade_conv = functools.partial(layers.conv_layer, "regular", glorot_normal=True)
         else:
             spade_conv = conv
-        block_args = dict(conv=conv, spade_conv=spade_conv,
-                          norm=layers.norm_factory(norm_type, param_free=True), act=layers.lrelu,
-                          projection_filters=num_projection_filters)
+        block_args = dict(
+            conv=conv,
+            spade_conv=spade_conv,
+            norm=layers.norm_factory(norm_type, param_free=True),
+            act=layers.lrelu,
+            projection_filters=num_projection_filters,
+        )
 
         def width(level):
             return min(nf * 2 ** (num_upsamples - level - 1), nf_max)
 
         nf0 = width(-1)
-        blocks = [dense(starting_res * starting_res * nf0),
-                  tf.keras.layers.Reshape((starting_res, starting_res, nf0)),
-                  layers.SPADEResBlock(nf0, nf0, **block_args)]
+        blocks = [
+            dense(starting_res * starting_res * nf0),
+            tf.keras.layers.Reshape((starting_res, starting_res, nf0)),
+            layers.SPADEResBlock(nf0, nf0, **block_args),
+        ]
         for i in range(num_upsamples):
             blocks.append(tf.keras.layers.UpSampling2D(2, interpolation=interpolation))
-            blocks.append(layers.SPADEResBlock(width(i - 1), width(i), **block_args,
-                                               name=f'spade_upsample_block_{i}'))
+            blocks.append(layers.SPADEResBlock(width(i - 1), width(i), **block_args, name=f"spade_upsample_block_{i}"))
         blocks.append(layers.lrelu())
         self.blocks = blocks
         self.to_rgb = conv(output_nc, 3, gain=1.0, activation=output_activation)
@@ -143,35 +170,45 @@ class UNetResnet(tf.keras.Model):
     encoder output of the same resolution; then a 3x3 `output_conv` (gain 1).
     """
 
-    def __init__(self, num_unet_blocks=5, num_bottleneck_blocks=0, nf_start=32, nf_max=512,
-                 output_nc=22, conv_type='scaled', norm_type='instance_norm',
-                 parametric_encoder_norm=False, interpolation='bilinear', output_activation=None,
-                 use_skips=True, faithful_spade_hacks=False, name=None):
+    def __init__(
+        self,
+        num_unet_blocks=5,
+        num_bottleneck_blocks=0,
+        nf_start=32,
+        nf_max=512,
+        output_nc=22,
+        conv_type="scaled",
+        norm_type="instance_norm",
+        parametric_encoder_norm=False,
+        interpolation="bilinear",
+        output_activation=None,
+        use_skips=True,
+        faithful_spade_hacks=False,
+        name=None,
+    ):
         super().__init__(name=name)
         conv, dense = _factories(conv_type, faithful_spade_hacks)
         act = layers.lrelu
         encoder_norm = layers.norm_factory(norm_type, param_free=not parametric_encoder_norm)
         decoder_norm = functools.partial(
-            layers.StyleModulation, dense, layers.norm_factory(norm_type, param_free=True),
-            name='style_mod')
+            layers.StyleModulation, dense, layers.norm_factory(norm_type, param_free=True), name="style_mod"
+        )
         widths, nf = [], nf_start
         self.encoder_blocks = []
         for i in reversed(range(num_unet_blocks)):
             widths.append(nf)
             nf = min(2 * nf, nf_max)
-            resblock = layers.ResBlockDown(nf, conv, act, encoder_norm, pool_type='blur',
-                                           name=f'Resblock_down_{i}')
-            self.encoder_blocks.append(UNetEncoderBlock(resblock, name=f'Downsample_block_{i}'))
+            resblock = layers.ResBlockDown(nf, conv, act, encoder_norm, pool_type="blur", name=f"Resblock_down_{i}")
+            self.encoder_blocks.append(UNetEncoderBlock(resblock, name=f"Downsample_block_{i}"))
         self.bottleneck_blocks = [
-            layers.ResBlock(nf, nf, conv, act, encoder_norm, name=f'Bottleneck_block_{i}')
-            for i in range(num_bottleneck_blocks)]
+            layers.ResBlock(nf, nf, conv, act, encoder_norm, name=f"Bottleneck_block_{i}")
+            for i in range(num_bottleneck_blocks)
+        ]
         self.decoder_blocks = []
         for i, fout in enumerate(reversed(widths)):
-            resblock = layers.ResBlockUp(fout, conv, act, decoder_norm, interpolation,
-                                         name=f'Resblock_up_{i}')
-            self.decoder_blocks.append(UNetDecoderBlock(resblock, name=f'Upsample_block_{i}'))
-        self.output_conv = conv(output_nc, 3, gain=1.0, activation=output_activation,
-                                name='output_conv')
+            resblock = layers.ResBlockUp(fout, conv, act, decoder_norm, interpolation, name=f"Resblock_up_{i}")
+            self.decoder_blocks.append(UNetDecoderBlock(resblock, name=f"Upsample_block_{i}"))
+        self.output_conv = conv(output_nc, 3, gain=1.0, activation=output_activation, name="output_conv")
         self.use_skips = use_skips
 
     def call(self, x, z_style, training=None):
@@ -196,30 +233,50 @@ class DiscriminatorStyleGAN2(tf.keras.Model):
     'conv_4x4' + LReLU, flatten, dense + LReLU, reshape to 1x1, 1x1 conv to one logit.
     """
 
-    def __init__(self, nf_start=32, num_downsamples=6, conv_type='scaled', norm_type='none',
-                 nf_max=512, faithful_spade_hacks=False, name=None):
+    def __init__(
+        self,
+        nf_start=32,
+        num_downsamples=6,
+        conv_type="scaled",
+        norm_type="none",
+        nf_max=512,
+        faithful_spade_hacks=False,
+        name=None,
+    ):
         super().__init__(name=name)
         conv, dense = _factories(conv_type, faithful_spade_hacks)
         act = layers.lrelu
         norm = layers.norm_factory(norm_type)
         nf = nf_start
         # (layer, whether its output is one of the returned feature maps)
-        stages = [(conv(nf, 1, activation=act(), name='from_rgb'), True)]
+        stages = [(conv(nf, 1, activation=act(), name="from_rgb"), True)]
         for i in reversed(range(num_downsamples)):
             nf_next = min(2 * nf, nf_max)
-            stages.append((layers.ResBlockDown(nf_next, conv, act, norm, pool_type='blur',
-                                               mul_factor=1.0 / np.sqrt(2.0),
-                                               name=f'Downsample_resblock_{i}'), True))
+            stages.append(
+                (
+                    layers.ResBlockDown(
+                        nf_next,
+                        conv,
+                        act,
+                        norm,
+                        pool_type="blur",
+                        mul_factor=1.0 / np.sqrt(2.0),
+                        name=f"Downsample_resblock_{i}",
+                    ),
+                    True,
+                )
+            )
             nf = nf_next
-        stages += [(act(), False),
-                   (conv(nf, 3, activation=act(), name='conv_4x4'), True),
-                   (tf.keras.layers.Flatten(), False),
-                   (dense(nf, activation=act(), name='dense'), False),
-                   (tf.keras.layers.Reshape((1, 1, nf)), True)]
+        stages += [
+            (act(), False),
+            (conv(nf, 3, activation=act(), name="conv_4x4"), True),
+            (tf.keras.layers.Flatten(), False),
+            (dense(nf, activation=act(), name="dense"), False),
+            (tf.keras.layers.Reshape((1, 1, nf)), True),
+        ]
         self.blocks = [layer for layer, _ in stages]
         self._feature_map_indices = frozenset(i for i, (_, keep) in enumerate(stages) if keep)
-        self.compute_logits = tf.keras.Sequential([conv(1, 1, name='conv2d_logits')],
-                                                  name='Disc_logits')
+        self.compute_logits = tf.keras.Sequential([conv(1, 1, name="conv2d_logits")], name="Disc_logits")
 
     def call(self, x, training=None):
         feature_maps = []
@@ -238,8 +295,7 @@ class MultiScaleDiscriminator(tf.keras.Model):
 
     def __init__(self, num_scales=1, name=DISCRIMINATOR_NAME, **kwargs):
         super().__init__(name=name)
-        self.discriminators = [DiscriminatorStyleGAN2(name=f'D_scale{i}', **kwargs)
-                               for i in range(num_scales)]
+        self.discriminators = [DiscriminatorStyleGAN2(name=f"D_scale{i}", **kwargs) for i in range(num_scales)]
 
     def call(self, x, x_cond=None, training=None):
         inputs = x if x_cond is None else tf.concat([x, x_cond], axis=-1)
@@ -253,41 +309,52 @@ class MultiScaleDiscriminator(tf.keras.Model):
 
 def output_activation(config):
     """The image activation --output_nonlinearity names (None or tanh)."""
-    return tf.nn.tanh if config.output_nonlinearity == 'tanh' else None
+    return tf.nn.tanh if config.output_nonlinearity == "tanh" else None
 
 
 def build_generator(config, arch: str, nf: int, output_nc: int, activation, name: str):
     """Image or layout generator of architecture `arch` (--G_arch / --segmap_G_arch)."""
-    common = dict(conv_type=config.conv_type, norm_type=config.generator_norm_type,
-                  interpolation=config.upsampling_mode, nf_max=config.g_nf_max,
-                  output_nc=output_nc, output_activation=activation,
-                  faithful_spade_hacks=config.faithful_spade_hacks, name=name)
-    if arch == 'spade_gen':
+    common = dict(
+        conv_type=config.conv_type,
+        norm_type=config.generator_norm_type,
+        interpolation=config.upsampling_mode,
+        nf_max=config.g_nf_max,
+        output_nc=output_nc,
+        output_activation=activation,
+        faithful_spade_hacks=config.faithful_spade_hacks,
+        name=name,
+    )
+    if arch == "spade_gen":
         return GeneratorSPADE(
-            nf=nf, num_upsamples=config.G_num_upsamples,
-            starting_res=config.train_resolution // 2 ** config.G_num_upsamples,
-            num_projection_filters=config.spade_proj_filters, **common)
-    if arch == 'unet_resnet':
+            nf=nf,
+            num_upsamples=config.G_num_upsamples,
+            starting_res=config.train_resolution // 2**config.G_num_upsamples,
+            num_projection_filters=config.spade_proj_filters,
+            **common,
+        )
+    if arch == "unet_resnet":
         return UNetResnet(
             num_unet_blocks=config.G_num_upsamples,
-            num_bottleneck_blocks=config.G_num_bottleneck_blocks, nf_start=nf,
+            num_bottleneck_blocks=config.G_num_bottleneck_blocks,
+            nf_start=nf,
             parametric_encoder_norm=config.use_parametric_norm_in_unet_encoder,
-            use_skips=config.use_skip_connections, **common)
+            use_skips=config.use_skip_connections,
+            **common,
+        )
     raise ValueError(f"unsupported generator architecture '{arch}'")
 
 
 def build_layout_generator(config):
     """U-Net from the target landmark image to segmentation logits (+3 RGB channels)."""
-    output_nc = config.num_segmentation_classes + (
-        config.output_nc if config.multi_task_training else 0)
-    return build_generator(config, config.segmap_G_arch, config.segmap_g_nf, output_nc,
-                           None, LAYOUT_GENERATOR_NAME)
+    output_nc = config.num_segmentation_classes + (config.output_nc if config.multi_task_training else 0)
+    return build_generator(config, config.segmap_G_arch, config.segmap_g_nf, output_nc, None, LAYOUT_GENERATOR_NAME)
 
 
 def build_image_generator(config):
     """SPADE generator from the style latent and the layout probabilities to the image."""
-    return build_generator(config, config.G_arch, config.g_nf, config.output_nc,
-                           output_activation(config), GENERATOR_NAME)
+    return build_generator(
+        config, config.G_arch, config.g_nf, config.output_nc, output_activation(config), GENERATOR_NAME
+    )
 
 
 def build_encoder(config, layout: bool):
@@ -299,17 +366,27 @@ def build_encoder(config, layout: bool):
         nf, name = config.e_nf, ENCODER_NAME
         latent_size = config.num_latent_embeddings * config.style_nc
     return EncoderResnet(
-        nf_start=nf, num_downsamples=config.E_num_downsamples, conv_type=config.e_conv_type,
-        norm_type=config.encoder_norm_type, style_nc=latent_size,
-        global_avg_pool=config.encoder_global_avg_pool, add_fc=config.add_fc_to_encoder,
+        nf_start=nf,
+        num_downsamples=config.E_num_downsamples,
+        conv_type=config.e_conv_type,
+        norm_type=config.encoder_norm_type,
+        style_nc=latent_size,
+        global_avg_pool=config.encoder_global_avg_pool,
+        add_fc=config.add_fc_to_encoder,
         normalize_latent=config.normalize_latent,
-        faithful_spade_hacks=config.faithful_spade_hacks, name=name)
+        faithful_spade_hacks=config.faithful_spade_hacks,
+        name=name,
+    )
 
 
 def build_discriminator(config):
     """Multi-scale conditional discriminator (--D_arch=resnet_stylegan2)."""
     return MultiScaleDiscriminator(
-        num_scales=config.num_disc_scales, nf_start=config.d_nf,
-        num_downsamples=config.D_num_downsamples, conv_type=config.d_conv_type,
-        norm_type=config.discriminator_norm_type, nf_max=512,
-        faithful_spade_hacks=config.faithful_spade_hacks)
+        num_scales=config.num_disc_scales,
+        nf_start=config.d_nf,
+        num_downsamples=config.D_num_downsamples,
+        conv_type=config.d_conv_type,
+        norm_type=config.discriminator_norm_type,
+        nf_max=512,
+        faithful_spade_hacks=config.faithful_spade_hacks,
+    )

@@ -7,6 +7,7 @@ pyproject.toml (`tf_test_files`): a TensorFlow package adds its test folder ther
 made per file, before it is imported, since importing it would already load the framework.
 Unset, both sides are collected (fine for a single file or directory).
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -19,9 +20,12 @@ _SIDE = os.environ.get("FR_TEST_SIDE", "")
 
 
 def pytest_addoption(parser):
-    parser.addini("tf_test_files", type="linelist",
-                  help="fnmatch patterns (a * also crosses folders) of the TensorFlow-side test files, "
-                       "relative to the root folder")
+    parser.addini(
+        "tf_test_files",
+        type="linelist",
+        help="fnmatch patterns (a * also crosses folders) of the TensorFlow-side test files, "
+        "relative to the root folder",
+    )
 
 
 def _is_tf_file(path: Path, config) -> bool:
@@ -69,5 +73,6 @@ def tiny_vgg():
     """A VGG-Face-shaped network with few channels, for fast conversion tests."""
     from common.vgg.layouts import VGGArch
 
-    return VGGArch("tiny", (2, 2, 3, 3, 3), 7, (93.5940, 104.7624, 129.1863), "test",
-                   widths=(4, 6, 8, 8, 8), fc_width=16)
+    return VGGArch(
+        "tiny", (2, 2, 3, 3, 3), 7, (93.5940, 104.7624, 129.1863), "test", widths=(4, 6, 8, 8, 8), fc_width=16
+    )

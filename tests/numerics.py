@@ -21,6 +21,7 @@ Levels used across the suite (fractions of max |expected|):
   moves the outputs more than ten times further than that (each parity test checks that it
   then fails).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -51,8 +52,10 @@ def mismatch(actual, expected, rel: float) -> str | None:
         return None
     where = np.unravel_index(int(diff.argmax()), diff.shape)
     off = int(np.count_nonzero(diff > rel * scale))
-    return (f"max |diff| {worst:.3g} at {tuple(map(int, where))} is {worst / max(scale, 1e-300):.3g} of "
-            f"max |expected| {scale:.3g} (allowed {rel:g}); {off} of {diff.size} elements off")
+    return (
+        f"max |diff| {worst:.3g} at {tuple(map(int, where))} is {worst / max(scale, 1e-300):.3g} of "
+        f"max |expected| {scale:.3g} (allowed {rel:g}); {off} of {diff.size} elements off"
+    )
 
 
 def assert_close(actual, expected, rel: float, name: str = "") -> None:

@@ -54,13 +54,25 @@ def random_vgg_layers(arch, seed: int = 0, with_fc: bool = True):
     rng = np.random.default_rng(seed)
     layers, in_ch = [], 3
     for name, width in zip(arch.conv_names, arch.channels):
-        layers.append((name, [rng.normal(0, 0.1, (width, in_ch, 3, 3)).astype(np.float32),
-                              rng.normal(0, 0.1, width).astype(np.float32)]))
+        layers.append(
+            (
+                name,
+                [
+                    rng.normal(0, 0.1, (width, in_ch, 3, 3)).astype(np.float32),
+                    rng.normal(0, 0.1, width).astype(np.float32),
+                ],
+            )
+        )
         in_ch = width
     if with_fc:
         fc = arch.fc_width
-        for name, (out, inp) in zip(("fc6", "fc7", "fc8"),
-                                    [(fc, arch.widths[-1] * 49), (fc, fc), (arch.num_classes, fc)]):
-            layers.append((name, [rng.normal(0, 0.05, (out, inp)).astype(np.float32),
-                                  rng.normal(0, 0.05, out).astype(np.float32)]))
+        for name, (out, inp) in zip(
+            ("fc6", "fc7", "fc8"), [(fc, arch.widths[-1] * 49), (fc, fc), (arch.num_classes, fc)]
+        ):
+            layers.append(
+                (
+                    name,
+                    [rng.normal(0, 0.05, (out, inp)).astype(np.float32), rng.normal(0, 0.05, out).astype(np.float32)],
+                )
+            )
     return layers

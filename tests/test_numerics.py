@@ -1,7 +1,7 @@
 """The suite's float comparison: a tolerance that is a fraction of the expected tensor's magnitude."""
+
 import numpy as np
 import pytest
-
 from numerics import ROUNDING, assert_close, mismatch
 
 

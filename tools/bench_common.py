@@ -3,6 +3,7 @@
 `python -m tools.bench_common [--frames N]` prints frames/s per operation and the peak memory
 of the process. It is a measurement script, not a test: numbers depend on the machine and load.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,7 @@ def _clip(size: int, frames: int) -> np.ndarray:
     from skimage.transform import resize
 
     photo = (resize(data.astronaut(), (size + frames, size + frames), anti_aliasing=True) * 255).astype(np.uint8)
-    return np.stack([photo[i: i + size, i: i + size] for i in range(frames)])
+    return np.stack([photo[i : i + size, i : i + size] for i in range(frames)])
 
 
 def bench_video(frames: int, folder: Path) -> None:

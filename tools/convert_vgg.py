@@ -1,8 +1,10 @@
-"""Convert Caffe VGG weights to the layouts the methods load, without Caffe.
+r"""Convert Caffe VGG weights to the layouts the methods load, without Caffe.
 
-  python -m tools.convert_vgg --caffemodel VGG_ILSVRC_19_layers.caffemodel --arch vgg19 --format torch --out vgg19_caffe.pth
+  python -m tools.convert_vgg --caffemodel VGG_ILSVRC_19_layers.caffemodel --arch vgg19 --format torch \
+      --out vgg19_caffe.pth
   python -m tools.convert_vgg --caffemodel VGG_FACE.caffemodel --arch vggface --format fsth --out vggface_caffe.pth
-  python -m tools.convert_vgg --caffemodel VGG_ILSVRC_19_layers.caffemodel --arch vgg19 --format keras --out vgg19_notop.h5
+  python -m tools.convert_vgg --caffemodel VGG_ILSVRC_19_layers.caffemodel --arch vgg19 --format keras \
+      --out vgg19_notop.h5
   python -m tools.convert_vgg --caffemodel VGG_FACE.caffemodel --arch vggface --format keras --out vgg_face_weights.h5
 
 Formats:
@@ -17,6 +19,7 @@ Every output gets a sidecar <out>.json recording the input convention the weight
 http://www.robots.ox.ac.uk/~vgg/software/very_deep/caffe/, VGG_FACE.caffemodel in
 https://www.robots.ox.ac.uk/~vgg/software/vgg_face/src/vgg_face_caffe.tar.gz
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,9 +50,15 @@ def convert(caffemodel: Path, arch_name: str, fmt: str, out: Path, with_fc: bool
     need_fc = {"torch": with_fc, "fsth": True, "keras": not notop}[fmt]
     weights = caffe_weights(blobs, arch, with_fc=need_fc)
     count = sum(w.size + b.size for w, b in weights.values())
-    log.info("read %s (%.1f MB) in %.1f s: %d weighted layers, %s parameters; writing %s",
-             caffemodel.name, caffemodel.stat().st_size / 1e6, time.perf_counter() - start,
-             len(weights), f"{count:,}", out)
+    log.info(
+        "read %s (%.1f MB) in %.1f s: %d weighted layers, %s parameters; writing %s",
+        caffemodel.name,
+        caffemodel.stat().st_size / 1e6,
+        time.perf_counter() - start,
+        len(weights),
+        f"{count:,}",
+        out,
+    )
     if fmt == "keras":
         from common.vgg import keras_vgg  # TensorFlow only for this format
 
@@ -68,11 +77,13 @@ def convert(caffemodel: Path, arch_name: str, fmt: str, out: Path, with_fc: bool
 
 @cli_main
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.convert_vgg", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.convert_vgg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--caffemodel", required=True, type=Path, help="the Caffe weights file")
-    parser.add_argument("--arch", required=True, choices=list(ARCHS),
-                        help="vgg19: VGG_ILSVRC_19_layers; vggface: VGG_FACE")
+    parser.add_argument(
+        "--arch", required=True, choices=list(ARCHS), help="vgg19: VGG_ILSVRC_19_layers; vggface: VGG_FACE"
+    )
     parser.add_argument("--format", required=True, choices=FORMATS, help="see Formats above")
     parser.add_argument("--out", required=True, type=Path, help="output file (.pth for torch/fsth, .h5 for keras)")
     parser.add_argument("--no_fc", action="store_true", help="torch format: leave out fc6-fc8 (features only)")

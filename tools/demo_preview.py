@@ -4,6 +4,7 @@
 (the first frame): per driving frame, the frame, its landmarks on top, the landmark drawings in
 the FSTH, LSR and VPGC styles, and the label map in colour.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -8,12 +8,13 @@ Writes, in the output folder:
   no_face.txt          the names of the frames where no face was found, one a line (empty if none)
 Frames without a face do not stop the run; they are listed at the end.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -25,8 +26,9 @@ from common.progress import progress
 SHOWN_MISSING = 10  # names printed at the end; no_face.txt has them all
 
 
-def extract(frames: Iterable[tuple[str, np.ndarray]], output: Path, detector, preview: bool = True,
-            total: int | None = None) -> tuple[int, list[str]]:
+def extract(
+    frames: Iterable[tuple[str, np.ndarray]], output: Path, detector, preview: bool = True, total: int | None = None
+) -> tuple[int, list[str]]:
     """Write one `.npy` (and preview) per (name, frame) with a face; returns (count written, names without a face)."""
     from common.drawing import overlay_landmarks
     from common.landmarks import save_landmarks
@@ -50,18 +52,33 @@ def extract(frames: Iterable[tuple[str, np.ndarray]], output: Path, detector, pr
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        epilog=__doc__.split("\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--input", required=True, type=Path, help="an image, a video, or a folder of images")
     parser.add_argument("--output", required=True, type=Path, help="output folder (created)")
-    parser.add_argument("--backend", choices=("dlib", "face_alignment"), default="dlib",
-                        help="dlib (offline, default) or face_alignment (FAN; needs its weight files locally)")
+    parser.add_argument(
+        "--backend",
+        choices=("dlib", "face_alignment"),
+        default="dlib",
+        help="dlib (offline, default) or face_alignment (FAN; needs its weight files locally)",
+    )
     parser.add_argument("--every_k", type=int, default=1, help="keep every k-th video frame or image (default 1)")
-    parser.add_argument("--fan_weights", type=Path, default=None,
-                        help="folder holding 2DFAN4-11f355bf06.pth.tar (and s3fd-619a316812.pth with "
-                             "--face_detector sfd); default: <torch hub dir>/checkpoints")
-    parser.add_argument("--face_detector", choices=("sfd", "dlib"), default="sfd",
-                        help="face detector of the face_alignment backend (default sfd)")
+    parser.add_argument(
+        "--fan_weights",
+        type=Path,
+        default=None,
+        help="folder holding 2DFAN4-11f355bf06.pth.tar (and s3fd-619a316812.pth with "
+        "--face_detector sfd); default: <torch hub dir>/checkpoints",
+    )
+    parser.add_argument(
+        "--face_detector",
+        choices=("sfd", "dlib"),
+        default="sfd",
+        help="face detector of the face_alignment backend (default sfd)",
+    )
     parser.add_argument("--flip_input", action="store_true", help="face_alignment: also run FAN on the mirror image")
     parser.add_argument("--device", default="cpu", help="face_alignment device: cpu, cuda, cuda:1 ... (default cpu)")
     parser.add_argument("--no_preview", action="store_true", help="do not write preview images")
@@ -74,8 +91,13 @@ def main(argv=None) -> int:
     from common.landmarks import LandmarkDetector
 
     frames, total = iter_inputs(args.input, args.every_k)  # a bad input fails before the models load
-    detector = LandmarkDetector(args.backend, device=args.device, flip_input=args.flip_input,
-                                face_detector=args.face_detector, weights_dir=args.fan_weights)
+    detector = LandmarkDetector(
+        args.backend,
+        device=args.device,
+        flip_input=args.flip_input,
+        face_detector=args.face_detector,
+        weights_dir=args.fan_weights,
+    )
     written, missing = extract(frames, args.output, detector, not args.no_preview, total)
     print(f"wrote {written} landmark file(s) to {args.output}")
     if missing:

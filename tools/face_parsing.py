@@ -8,6 +8,7 @@ label map in CelebAMask-HQ order at the input's size, and DIR/<name>_color.png, 
 preview. `--lsr_merge` writes LSR's oracle map instead: the network at 256 and at 512, merged
 and stored at 224x224 (what LSR reads as `*_segmap_merged.png`), previewed in LSR's palette.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,17 +23,21 @@ from common.progress import progress
 def main(argv=None) -> int:
     from common.parsing import MODELS, colorize, load_parser, lsr_oracle_segmentation
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--input", required=True, type=Path, help="image, folder of images or video")
     parser.add_argument("--output", required=True, type=Path, help="output folder (created)")
-    parser.add_argument("--checkpoint", required=True, type=Path,
-                        help="model.pth (CelebAMask-HQ U-Net) or 79999_iter.pth (BiSeNet)")
+    parser.add_argument(
+        "--checkpoint", required=True, type=Path, help="model.pth (CelebAMask-HQ U-Net) or 79999_iter.pth (BiSeNet)"
+    )
     parser.add_argument("--model", default="celebamask_unet", choices=sorted(MODELS))
-    parser.add_argument("--imsize", type=int, default=None,
-                        help="network input side (default 512); not used with --lsr_merge")
-    parser.add_argument("--lsr_merge", action="store_true",
-                        help="LSR's oracle map: runs at 256 and 512 merged, written at 224x224")
+    parser.add_argument(
+        "--imsize", type=int, default=None, help="network input side (default 512); not used with --lsr_merge"
+    )
+    parser.add_argument(
+        "--lsr_merge", action="store_true", help="LSR's oracle map: runs at 256 and 512 merged, written at 224x224"
+    )
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     args = parser.parse_args(argv)
     if args.lsr_merge and args.imsize is not None:

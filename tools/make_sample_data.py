@@ -16,6 +16,7 @@ The driving clip is the source photo warped by a thin-plate spline that carries 
 landmarks to animated positions: a smooth roll/translation/scale head motion, a mouth that opens
 twice and one blink. The driving landmarks are therefore known exactly, not re-detected.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -98,11 +99,12 @@ def merge_coincident(src: np.ndarray, dst: np.ndarray, min_gap: float) -> tuple[
     labels = np.unique(groups)
     if len(labels) == len(dst):
         return src, dst
-    return (np.stack([src[groups == g].mean(0) for g in labels]),
-            np.stack([dst[groups == g].mean(0) for g in labels]))
+    return (np.stack([src[groups == g].mean(0) for g in labels]), np.stack([dst[groups == g].mean(0) for g in labels]))
 
 
-def warp(image: np.ndarray, src: np.ndarray, dst: np.ndarray, crop: tuple[float, float, float], size: int) -> np.ndarray:
+def warp(
+    image: np.ndarray, src: np.ndarray, dst: np.ndarray, crop: tuple[float, float, float], size: int
+) -> np.ndarray:
     """Render the `size`x`size` crop of `image` deformed so that points `src` move to `dst`.
 
     Backward mapping: a thin-plate spline from output positions to source positions, sampled
@@ -122,8 +124,9 @@ def warp(image: np.ndarray, src: np.ndarray, dst: np.ndarray, crop: tuple[float,
     except (np.linalg.LinAlgError, ValueError) as exc:
         raise InputError(f"landmarks give no usable warp ({len(dst)} distinct control points): {exc}") from None
     channels = [
-        map_coordinates(image[..., c].astype(np.float32), [sample[:, 1] - 0.5, sample[:, 0] - 0.5],
-                        order=1, mode="reflect")
+        map_coordinates(
+            image[..., c].astype(np.float32), [sample[:, 1] - 0.5, sample[:, 0] - 0.5], order=1, mode="reflect"
+        )
         for c in range(image.shape[2])
     ]
     return np.clip(np.rint(np.stack(channels, -1)), 0, 255).astype(np.uint8).reshape(size, size, -1)
@@ -165,8 +168,10 @@ def control_points(photo: np.ndarray, detector) -> tuple[np.ndarray, tuple[float
     return np.concatenate([landmarks, anchor_ring(landmarks, crop)]).astype(np.float64), crop
 
 
-def make_sample(out: Path, size: int = 256, motion: Motion = Motion(), detector=None) -> dict:
-    """Write the sample into `out`; `detector` (default: dlib's) finds the photos' landmarks."""
+def make_sample(out: Path, size: int = 256, motion: Motion | None = None, detector=None) -> dict:
+    """Write the sample into `out` (`motion` default: `Motion()`); `detector` (default: dlib's)
+    finds the photos' landmarks."""
+    motion = motion or Motion()
     from matplotlib import cbook
     from skimage import data
 
@@ -197,12 +202,11 @@ def make_sample(out: Path, size: int = 256, motion: Motion = Motion(), detector=
         "fps": motion.fps,
         "frames": motion.frames,
         "motion": asdict(motion),
-        "source": "skimage.data.astronaut(), cropped at (x0, y0, side) = "
-                  + ", ".join(f"{v:.1f}" for v in crop),
+        "source": "skimage.data.astronaut(), cropped at (x0, y0, side) = " + ", ".join(f"{v:.1f}" for v in crop),
         "source_2": "matplotlib sample_data/grace_hopper.jpg",
         "landmarks": "dlib 68-point on the photos; driving landmarks are the warp targets (exact)",
         "parsing": "CelebAMask-HQ labels drawn from the landmarks (common.parsing.labels_from_landmarks), "
-                   "not a parsing network",
+        "not a parsing network",
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
@@ -210,8 +214,9 @@ def make_sample(out: Path, size: int = 256, motion: Motion = Motion(), detector=
 
 @cli_main
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", required=True, type=Path, help="output folder (created)")
     parser.add_argument("--size", type=int, default=256, help="frame size in pixels (default 256)")
     parser.add_argument("--frames", type=int, default=Motion.frames, help="driving clip length")

@@ -4,6 +4,7 @@ The released `79999_iter.pth` loads with `strict=True`. Unlike the original, bui
 network downloads nothing: its ResNet-18 backbone starts from PyTorch's default initialisation
 (the original fetched ImageNet weights in the constructor, only to have them overwritten).
 """
+
 from __future__ import annotations
 
 import torch
@@ -37,8 +38,9 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(out_chan)
         self.downsample = None
         if in_chan != out_chan or stride != 1:
-            self.downsample = nn.Sequential(nn.Conv2d(in_chan, out_chan, 1, stride, bias=False),
-                                            nn.BatchNorm2d(out_chan))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_chan, out_chan, 1, stride, bias=False), nn.BatchNorm2d(out_chan)
+            )
 
     def forward(self, x):
         residual = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
@@ -144,6 +146,5 @@ class BiSeNet(nn.Module):
     def forward(self, x):
         size = x.shape[2:]
         feat8, feat_cp8, feat_cp16 = self.cp(x)
-        heads = (self.conv_out(self.ffm(feat8, feat_cp8)), self.conv_out16(feat_cp8),
-                 self.conv_out32(feat_cp16))
+        heads = (self.conv_out(self.ffm(feat8, feat_cp8)), self.conv_out16(feat_cp8), self.conv_out32(feat_cp16))
         return tuple(F.interpolate(h, size, mode="bilinear", align_corners=True) for h in heads)

@@ -5,6 +5,7 @@ CelebAMask-HQ label order. It is coarse (no hair, ears, neck or cloth) and is us
 sample data and tests; real parsing comes from the networks in this package. Left/right follow
 the subject (anatomical): the subject's left eye is iBUG 42-47, on the image's right.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,6 +4,7 @@ The 512 run resolves the small face parts better, the 256 run hair, neck and clo
 (`preprocessing/segmentation/release_merge.py`) combines them on a 256 grid and stores the
 result at 224x224 as `NNNNN_segmap_merged.png`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,9 +17,26 @@ _INDEX = {name: i for i, name in enumerate(CELEBAMASK_LABELS)}
 HAIR = _INDEX["hair"]
 FROM_256_LAST = (_INDEX["neck"], _INDEX["cloth"])
 # LSR's `take_big`: the labels the 512 run decides.
-FROM_512 = tuple(_INDEX[name] for name in (
-    "skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear", "mouth",
-    "u_lip", "l_lip", "hat", "ear_r", "neck_l"))
+FROM_512 = tuple(
+    _INDEX[name]
+    for name in (
+        "skin",
+        "nose",
+        "eye_g",
+        "l_eye",
+        "r_eye",
+        "l_brow",
+        "r_brow",
+        "l_ear",
+        "r_ear",
+        "mouth",
+        "u_lip",
+        "l_lip",
+        "hat",
+        "ear_r",
+        "neck_l",
+    )
+)
 
 
 def lsr_merge(segmap_256: np.ndarray, segmap_512: np.ndarray, size: int = 224) -> np.ndarray:

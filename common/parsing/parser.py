@@ -4,11 +4,12 @@ Each network keeps its original preprocessing (CelebAMask-HQ U-Net: PIL NEAREST 
 imsize, [-1,1]; BiSeNet: PIL BILINEAR resize, ImageNet normalisation), and both return maps
 in the CelebAMask-HQ label order.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -43,13 +44,22 @@ def _build_bisenet():
 
 MODELS = {
     "celebamask_unet": ModelSpec(
-        _build_unet, "NEAREST", (-1.0, 1.0), None, 16,
+        _build_unet,
+        "NEAREST",
+        (-1.0, 1.0),
+        None,
+        16,
         "models/parsenet/model.pth of CelebAMask-HQ face_parsing (Google Drive link in "
-        "github.com/switchablenorms/CelebAMask-HQ face_parsing/README.md)"),
+        "github.com/switchablenorms/CelebAMask-HQ face_parsing/README.md)",
+    ),
     "bisenet": ModelSpec(
-        _build_bisenet, "BILINEAR", (0.0, 1.0), IMAGENET_MEAN, 1,
-        "res/cp/79999_iter.pth of zllrunning/face-parsing.PyTorch "
-        "(Google Drive id 154JgKpzCPW82qINcVieuPH3fZ2e0P812)"),
+        _build_bisenet,
+        "BILINEAR",
+        (0.0, 1.0),
+        IMAGENET_MEAN,
+        1,
+        "res/cp/79999_iter.pth of zllrunning/face-parsing.PyTorch (Google Drive id 154JgKpzCPW82qINcVieuPH3fZ2e0P812)",
+    ),
 }
 DEFAULT_IMSIZE = 512  # both original test scripts ran at 512
 
@@ -67,8 +77,9 @@ class FaceParser:
     def _check_imsize(self, imsize: int) -> int:
         step = self.spec.imsize_multiple
         if imsize < 32 or imsize % step:
-            raise InputError(f"imsize {imsize} is not valid for {self.model}: "
-                             f"it must be at least 32 and a multiple of {step}")
+            raise InputError(
+                f"imsize {imsize} is not valid for {self.model}: it must be at least 32 and a multiple of {step}"
+            )
         return imsize
 
     def _to_tensor(self, image: np.ndarray, imsize: int):
@@ -78,10 +89,8 @@ class FaceParser:
 
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise InputError(f"expected an HxWx3 uint8 RGB image, got shape {image.shape} "
-                             f"and dtype {image.dtype}")
-        resized = np.asarray(Image.fromarray(image).resize((imsize, imsize),
-                                                           getattr(Image, self.spec.resample)))
+            raise InputError(f"expected an HxWx3 uint8 RGB image, got shape {image.shape} and dtype {image.dtype}")
+        resized = np.asarray(Image.fromarray(image).resize((imsize, imsize), getattr(Image, self.spec.resample)))
         tensor = image_to_tensor(resized, self.spec.value_range)
         if self.spec.mean is None:
             return tensor
@@ -101,8 +110,9 @@ class FaceParser:
             out = self.network(batch)
         return out[0] if self.model == "bisenet" else out  # BiSeNet's other two are aux heads
 
-    def parse_batch(self, images: Sequence[np.ndarray], imsize: int | None = None,
-                    at_input_size: bool = True) -> list[np.ndarray]:
+    def parse_batch(
+        self, images: Sequence[np.ndarray], imsize: int | None = None, at_input_size: bool = True
+    ) -> list[np.ndarray]:
         """Label maps in CelebAMask-HQ order, one per image.
 
         At each input's size (nearest-neighbour) by default; `at_input_size=False` keeps the
@@ -124,8 +134,12 @@ class FaceParser:
         return self.parse_batch([image], imsize, at_input_size)[0]
 
 
-def load_parser(model: str = "celebamask_unet", checkpoint: str | os.PathLike | None = None,
-                device: str = "cpu", imsize: int | None = None) -> FaceParser:
+def load_parser(
+    model: str = "celebamask_unet",
+    checkpoint: str | os.PathLike | None = None,
+    device: str = "cpu",
+    imsize: int | None = None,
+) -> FaceParser:
     """Build `model` ('celebamask_unet' or 'bisenet') and load a local checkpoint strictly.
 
     A DataParallel `module.` prefix is accepted; anything else that does not match the

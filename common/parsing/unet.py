@@ -3,6 +3,7 @@
 Module names (`conv1.conv1.0`, `up_concat4.up`, `final`, ...) match the released
 `models/parsenet/model.pth`, so it loads with `strict=True` and no renaming.
 """
+
 from __future__ import annotations
 
 import torch
@@ -57,8 +58,14 @@ class CelebAMaskUNet(nn.Module):
     Input: Nx3xHxW in [-1, 1], H and W multiples of 16. Output: Nx19xHxW logits.
     """
 
-    def __init__(self, feature_scale: int = 4, n_classes: int = 19, is_deconv: bool = True,
-                 in_channels: int = 3, is_batchnorm: bool = True):
+    def __init__(
+        self,
+        feature_scale: int = 4,
+        n_classes: int = 19,
+        is_deconv: bool = True,
+        in_channels: int = 3,
+        is_batchnorm: bool = True,
+    ):
         super().__init__()
         f = [int(x / feature_scale) for x in (64, 128, 256, 512, 1024)]
         self.conv1 = UNetConv2(in_channels, f[0], is_batchnorm)

@@ -10,6 +10,7 @@ The message structure is walked over a memory map, and packed float data are rea
 file straight into their arrays, so a 550 MB file reads in about a second with a peak memory
 about the size of the weights, and needs neither Caffe nor generated protobuf classes.
 """
+
 from __future__ import annotations
 
 import mmap
@@ -121,7 +122,7 @@ def _blob(buf: memoryview, f: BinaryIO, start: int, end: int) -> np.ndarray:
             floats, after = _unpacked_run(buf, pos, end)
             chunks.append(floats)
         elif number == 8 and wire == LENGTH:
-            chunks.append(np.frombuffer(buf[value[0]:value[1]], dtype="<f8").astype(np.float32))
+            chunks.append(np.frombuffer(buf[value[0] : value[1]], dtype="<f8").astype(np.float32))
         pos = after
     data = np.concatenate(chunks) if len(chunks) > 1 else (chunks[0] if chunks else np.zeros(0))
     data = data.astype(np.float32, copy=False)
@@ -138,7 +139,7 @@ def _layer(buf: memoryview, f: BinaryIO, span: tuple[int, int], v1: bool) -> tup
         if v1 and number == 1 and wire == LENGTH:
             raise _V0
         if number == name_field and wire == LENGTH:
-            name = bytes(buf[value[0]:value[1]]).decode("utf-8", "replace")
+            name = bytes(buf[value[0] : value[1]]).decode("utf-8", "replace")
         elif number == blob_field and wire == LENGTH:
             blobs.append(_blob(buf, f, *value))
     return name, blobs

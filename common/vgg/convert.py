@@ -8,6 +8,7 @@
   and LSR's VGG-Face model (fc layers as 7x7 / 1x1 convolutions).
 - `metadata`: the input convention, written next to every converted file as `<file>.json`.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,7 +39,9 @@ def caffe_weights(blobs: dict[str, list[np.ndarray]], arch: VGGArch, with_fc: bo
 
 def _pair(blobs, name, shape):
     if name not in blobs:
-        raise InputError(f"the caffemodel has no layer '{name}'; is it the right network ({', '.join(list(blobs)[:3])}, ...)?")
+        raise InputError(
+            f"the caffemodel has no layer '{name}'; is it the right network ({', '.join(list(blobs)[:3])}, ...)?"
+        )
     if len(blobs[name]) < 2:
         raise InputError(f"layer '{name}' has no bias blob")
     weight, bias = blobs[name][:2]
@@ -78,9 +81,12 @@ def keras_weights(weights: Weights, arch: VGGArch, fc_as_conv: bool) -> list[tup
 
 def metadata(arch: VGGArch, fmt: str, caffemodel: str) -> dict:
     """What a converted file expects as input: Caffe's convention for the network it came from."""
-    return {"arch": arch.name, "format": fmt, "caffemodel": caffemodel,
-            "input": {"channels": "BGR", "range": [0, 255], "mean_bgr": list(arch.mean_bgr),
-                      "std": [1.0, 1.0, 1.0]}}
+    return {
+        "arch": arch.name,
+        "format": fmt,
+        "caffemodel": caffemodel,
+        "input": {"channels": "BGR", "range": [0, 255], "mean_bgr": list(arch.mean_bgr), "std": [1.0, 1.0, 1.0]},
+    }
 
 
 def write_metadata(weights_path: str | os.PathLike, meta: dict) -> Path:

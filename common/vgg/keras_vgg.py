@@ -6,6 +6,7 @@
 - VGG-Face as LSR's `losses/vgg_face_loss.py` builds it (`VGGFaceModel`); `load_weights`
   matches its 16 weighted layers by order, so `write_vggface` saves from that same model.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,31 +29,39 @@ def vggface_layers(arch: VGGArch = VGGFACE) -> list[tf.keras.layers.Layer]:
     layers, widths = [], iter(arch.channels)
     for count in arch.blocks:
         for _ in range(count):
-            layers += [tf.keras.layers.ZeroPadding2D((1, 1)),
-                       tf.keras.layers.Conv2D(next(widths), (3, 3), activation="relu")]
+            layers += [
+                tf.keras.layers.ZeroPadding2D((1, 1)),
+                tf.keras.layers.Conv2D(next(widths), (3, 3), activation="relu"),
+            ]
         layers.append(tf.keras.layers.MaxPooling2D((2, 2), strides=(2, 2)))
-    layers += [tf.keras.layers.Conv2D(arch.fc_width, (7, 7), activation="relu"),
-               tf.keras.layers.Conv2D(arch.fc_width, (1, 1), activation="relu"),
-               tf.keras.layers.Conv2D(arch.num_classes, (1, 1)),
-               tf.keras.layers.Flatten(),
-               tf.keras.layers.Activation("softmax")]
+    layers += [
+        tf.keras.layers.Conv2D(arch.fc_width, (7, 7), activation="relu"),
+        tf.keras.layers.Conv2D(arch.fc_width, (1, 1), activation="relu"),
+        tf.keras.layers.Conv2D(arch.num_classes, (1, 1)),
+        tf.keras.layers.Flatten(),
+        tf.keras.layers.Activation("softmax"),
+    ]
     return layers
 
 
 class VGGFaceModel(tf.keras.Model):
     """LSR's VGG-Face: `call` returns (probabilities, every layer's output) on 224x224 BGR input."""
 
-    def __init__(self, pretrained_weights_path: str | os.PathLike | None = None, trainable: bool = False,
-                 arch: VGGArch = VGGFACE):
+    def __init__(
+        self, pretrained_weights_path: str | os.PathLike | None = None, trainable: bool = False, arch: VGGArch = VGGFACE
+    ):
         super().__init__(name="vgg_face")
         self.pretrained_weights_path = pretrained_weights_path
         self.net_layers = vggface_layers(arch)
         self.trainable = trainable
 
     def load_pretrained_weights(self, input_shape) -> None:
-        path = require_file(self.pretrained_weights_path, "VGG-Face weights",
-                            f"download {VGGFACE.source} and run `python -m tools.convert_vgg --caffemodel "
-                            f"<that file> --arch vggface --format keras --out <weights file>`")
+        path = require_file(
+            self.pretrained_weights_path,
+            "VGG-Face weights",
+            f"download {VGGFACE.source} and run `python -m tools.convert_vgg --caffemodel "
+            f"<that file> --arch vggface --format keras --out <weights file>`",
+        )
         if not self.built:
             self.build(input_shape)
         self.load_weights(str(path))

@@ -3,6 +3,7 @@
 Caffe conv weights are (out, in, kh, kw), InnerProduct weights (out, in); fc6 reads pool5
 flattened as C,H,W. Inputs follow Caffe: BGR, 0-255, per-channel mean subtracted, no std.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,12 +52,20 @@ class VGGArch:
 
 
 VGG19 = VGGArch(
-    "vgg19", (2, 2, 4, 4, 4), 1000, (103.939, 116.779, 123.68),
+    "vgg19",
+    (2, 2, 4, 4, 4),
+    1000,
+    (103.939, 116.779, 123.68),
     "VGG_ILSVRC_19_layers.caffemodel "
-    "(http://www.robots.ox.ac.uk/~vgg/software/very_deep/caffe/VGG_ILSVRC_19_layers.caffemodel)")
+    "(http://www.robots.ox.ac.uk/~vgg/software/very_deep/caffe/VGG_ILSVRC_19_layers.caffemodel)",
+)
 VGGFACE = VGGArch(
-    "vggface", (2, 2, 3, 3, 3), 2622, (93.5940, 104.7624, 129.1863),
-    "VGG_FACE.caffemodel (in https://www.robots.ox.ac.uk/~vgg/software/vgg_face/src/vgg_face_caffe.tar.gz)")
+    "vggface",
+    (2, 2, 3, 3, 3),
+    2622,
+    (93.5940, 104.7624, 129.1863),
+    "VGG_FACE.caffemodel (in https://www.robots.ox.ac.uk/~vgg/software/vgg_face/src/vgg_face_caffe.tar.gz)",
+)
 ARCHS = {a.name: a for a in (VGG19, VGGFACE)}
 
 

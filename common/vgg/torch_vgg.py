@@ -4,11 +4,12 @@ Weights come from `python -m tools.convert_vgg` (torchvision `features.<i>` or F
 `conv_layers.<i>` layout, both accepted). Inputs are RGB tensors in `input_range`; the module
 turns them into what Caffe VGG expects (BGR, 0-255, mean subtracted) itself.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -61,8 +62,9 @@ class VGGFeatures(nn.Module):
     def check_layers(self, layers: Sequence[str]) -> None:
         unknown = [n for n in layers if n not in self.names]
         if unknown:
-            raise InputError(f"unknown VGG layer(s) {unknown} for {self.arch.name}; "
-                             "valid: conv<b>_<i>, relu<b>_<i>, pool<b>")
+            raise InputError(
+                f"unknown VGG layer(s) {unknown} for {self.arch.name}; valid: conv<b>_<i>, relu<b>_<i>, pool<b>"
+            )
 
     def forward(self, x: torch.Tensor, layers: Sequence[str]) -> list[torch.Tensor]:
         """The features named in `layers` of a preprocessed input, in the order asked for."""
@@ -84,12 +86,19 @@ def save_state_dict(state: Mapping[str, np.ndarray], path: str | os.PathLike) ->
 def load_vgg(path: str | os.PathLike, arch: str | VGGArch = "vgg19") -> VGGFeatures:
     """A frozen, eval-mode `VGGFeatures` with converted Caffe weights read from `path`."""
     model = VGGFeatures(arch)
-    require_file(path, "VGG weights", f"download {model.arch.source} and run `python -m tools.convert_vgg "
-                                      f"--caffemodel <that file> --arch {model.arch.name} --format torch --out {path}`")
+    require_file(
+        path,
+        "VGG weights",
+        f"download {model.arch.source} and run `python -m tools.convert_vgg "
+        f"--caffemodel <that file> --arch {model.arch.name} --format torch --out {path}`",
+    )
     state = load_state_dict_file(path)
     # The fc layers are not needed for features; FSTH-layout files name the convolutions differently.
-    state = {k.replace("conv_layers.", "features.", 1): v for k, v in state.items()
-             if k.startswith(("features.", "conv_layers."))}
+    state = {
+        k.replace("conv_layers.", "features.", 1): v
+        for k, v in state.items()
+        if k.startswith(("features.", "conv_layers."))
+    }
     load_strict(model, state, source=path)
     return model.eval().requires_grad_(False)
 
@@ -102,9 +111,14 @@ class PerceptualLoss(nn.Module):
     pre-activation).
     """
 
-    def __init__(self, weights_path: str | os.PathLike, arch: str | VGGArch = "vgg19",
-                 layers: Sequence[str] = DEFAULT_LAYERS, layer_weights: Sequence[float] | None = None,
-                 input_range: tuple[float, float] = (0.0, 1.0)):
+    def __init__(
+        self,
+        weights_path: str | os.PathLike,
+        arch: str | VGGArch = "vgg19",
+        layers: Sequence[str] = DEFAULT_LAYERS,
+        layer_weights: Sequence[float] | None = None,
+        input_range: tuple[float, float] = (0.0, 1.0),
+    ):
         super().__init__()
         self.vgg = load_vgg(weights_path, arch)
         self.layers = tuple(layers)

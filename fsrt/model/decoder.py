@@ -4,6 +4,7 @@ There is no attention between query pixels, so any subset of pixels can be decod
 `render` splits them into chunks of bounded size (the output does not depend on the chunk size)
 and takes a precomputed pixel code, which is constant for a fixed resolution.
 """
+
 from __future__ import annotations
 
 import torch
@@ -20,20 +21,36 @@ class FSRTPixelPredictor(nn.Module):
     The query stream is LayerNorm'ed inside each block; z is used as is.
     """
 
-    def __init__(self, num_att_blocks: int = 2, pix_octaves: int = 16, pix_start_octave: int = -1,
-                 z_dim: int = 768, num_kp: int = 10, expression_size: int = 256, kp_octaves: int = 4,
-                 kp_start_octave: int = -1, heads: int = 12, mlp_dim: int = 1536):
+    def __init__(
+        self,
+        num_att_blocks: int = 2,
+        pix_octaves: int = 16,
+        pix_start_octave: int = -1,
+        z_dim: int = 768,
+        num_kp: int = 10,
+        expression_size: int = 256,
+        kp_octaves: int = 4,
+        kp_start_octave: int = -1,
+        heads: int = 12,
+        mlp_dim: int = 1536,
+    ):
         super().__init__()
-        self.positional_encoder = FSRTPosEncoder(kp_octaves=kp_octaves, kp_start_octave=kp_start_octave,
-                                                 pix_start_octave=pix_start_octave, pix_octaves=pix_octaves)
+        self.positional_encoder = FSRTPosEncoder(
+            kp_octaves=kp_octaves,
+            kp_start_octave=kp_start_octave,
+            pix_start_octave=pix_start_octave,
+            pix_octaves=pix_octaves,
+        )
         self.feat_dim = 4 * pix_octaves + 4 * num_kp * kp_octaves + expression_size
         self.input_mlp = mlp(self.feat_dim, 720, self.feat_dim)
         # Head width is z_dim // 12 in both decoder sizes (the small one just has fewer heads).
-        self.transformer = Transformer(self.feat_dim, depth=num_att_blocks, heads=heads, dim_head=z_dim // 12,
-                                       mlp_dim=mlp_dim, kv_dim=z_dim)
+        self.transformer = Transformer(
+            self.feat_dim, depth=num_att_blocks, heads=heads, dim_head=z_dim // 12, mlp_dim=mlp_dim, kv_dim=z_dim
+        )
 
-    def forward(self, pixel_code: torch.Tensor, kp_code: torch.Tensor,
-                expression_vector: torch.Tensor | None, kv: KeyValues) -> torch.Tensor:
+    def forward(
+        self, pixel_code: torch.Tensor, kp_code: torch.Tensor, expression_vector: torch.Tensor | None, kv: KeyValues
+    ) -> torch.Tensor:
         """pixel_code [B, n, C_pix], kp_code [B, n or 1, C_kp], expression_vector [B, E] -> [B, n, feat_dim]."""
         batch, count = pixel_code.shape[:2]
         parts = [kp_code.expand(batch, count, -1), pixel_code]
@@ -52,21 +69,42 @@ class ImprovedFSRTDecoder(nn.Module):
     mlp_dim = 1536
     render_widths: tuple[int, ...] = (1536, 1536, 1536, 1536)
 
-    def __init__(self, num_att_blocks: int = 2, pix_octaves: int = 16, pix_start_octave: int = -1,
-                 num_kp: int = 10, kp_octaves: int = 4, kp_start_octave: int = -1, expression_size: int = 256):
+    def __init__(
+        self,
+        num_att_blocks: int = 2,
+        pix_octaves: int = 16,
+        pix_start_octave: int = -1,
+        num_kp: int = 10,
+        kp_octaves: int = 4,
+        kp_start_octave: int = -1,
+        expression_size: int = 256,
+    ):
         super().__init__()
         self.allocation_transformer = FSRTPixelPredictor(
-            num_att_blocks=num_att_blocks, pix_octaves=pix_octaves, pix_start_octave=pix_start_octave,
-            num_kp=num_kp, expression_size=expression_size, kp_octaves=kp_octaves,
-            kp_start_octave=kp_start_octave, heads=self.heads, mlp_dim=self.mlp_dim)
+            num_att_blocks=num_att_blocks,
+            pix_octaves=pix_octaves,
+            pix_start_octave=pix_start_octave,
+            num_kp=num_kp,
+            expression_size=expression_size,
+            kp_octaves=kp_octaves,
+            kp_start_octave=kp_start_octave,
+            heads=self.heads,
+            mlp_dim=self.mlp_dim,
+        )
         self.render_mlp = mlp(self.allocation_transformer.feat_dim, *self.render_widths, 3)
 
     def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         """Pixel code [..., C_pix] of query coordinates [..., 2]; compute it once for a fixed grid."""
         return self.allocation_transformer.positional_encoder.pix_encoding(pixels)
 
-    def render(self, z: torch.Tensor, pixel_code: torch.Tensor, keypoints: torch.Tensor,
-               expression_vector: torch.Tensor | None = None, chunk_size: int | None = None) -> torch.Tensor:
+    def render(
+        self,
+        z: torch.Tensor,
+        pixel_code: torch.Tensor,
+        keypoints: torch.Tensor,
+        expression_vector: torch.Tensor | None = None,
+        chunk_size: int | None = None,
+    ) -> torch.Tensor:
         """RGB of every query pixel, [B, N, 3].
 
         z [B, T, 768]; pixel_code [B, N, C_pix] or [N, C_pix] shared by the batch
@@ -90,7 +128,13 @@ class ImprovedFSRTDecoder(nn.Module):
             chunks.append(self.render_mlp(features))
         return torch.cat(chunks, dim=1)
 
-    def forward(self, z: torch.Tensor, pixels: torch.Tensor, keypoints: torch.Tensor,
-                expression_vector: torch.Tensor | None = None, chunk_size: int | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        z: torch.Tensor,
+        pixels: torch.Tensor,
+        keypoints: torch.Tensor,
+        expression_vector: torch.Tensor | None = None,
+        chunk_size: int | None = None,
+    ) -> torch.Tensor:
         """The original call: query coordinates pixels [B, N, 2] -> RGB [B, N, 3] (see `render`)."""
         return self.render(z, self.encode_pixels(pixels), keypoints, expression_vector, chunk_size)

@@ -1,7 +1,8 @@
 """Keypoint-conditioned patch discriminator (FOMM style), used from training phase 3 on."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -20,8 +21,15 @@ def kp2gaussian(kp: torch.Tensor, spatial_size: Sequence[int], kp_variance: floa
 class DownBlock2d(nn.Module):
     """Unpadded conv -> optional InstanceNorm -> LeakyReLU(0.2) -> optional 2x2 average pooling."""
 
-    def __init__(self, in_features: int, out_features: int, norm: bool = False, kernel_size: int = 4,
-                 pool: bool = False, sn: bool = False):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        norm: bool = False,
+        kernel_size: int = 4,
+        pool: bool = False,
+        sn: bool = False,
+    ):
         super().__init__()
         conv = nn.Conv2d(in_features, out_features, kernel_size=kernel_size)
         self.conv = nn.utils.spectral_norm(conv) if sn else conv
@@ -43,18 +51,33 @@ class Discriminator(nn.Module):
     (26x26 with the defaults). Inputs are resized to 256x256 first, as in the original.
     """
 
-    def __init__(self, num_channels: int = 3, block_expansion: int = 64, num_blocks: int = 4,
-                 max_features: int = 512, sn: bool = False, use_kp: bool = True, num_kp: int = 10,
-                 kp_variance: float = 0.01):
+    def __init__(
+        self,
+        num_channels: int = 3,
+        block_expansion: int = 64,
+        num_blocks: int = 4,
+        max_features: int = 512,
+        sn: bool = False,
+        use_kp: bool = True,
+        num_kp: int = 10,
+        kp_variance: float = 0.01,
+    ):
         super().__init__()
 
         def width(level: int) -> int:
-            return min(max_features, block_expansion * 2 ** level)
+            return min(max_features, block_expansion * 2**level)
 
         self.down_blocks = nn.ModuleList(
-            DownBlock2d(num_channels + num_kp * use_kp if i == 0 else width(i), width(i + 1),
-                        norm=i != 0, kernel_size=4, pool=i != num_blocks - 1, sn=sn)
-            for i in range(num_blocks))
+            DownBlock2d(
+                num_channels + num_kp * use_kp if i == 0 else width(i),
+                width(i + 1),
+                norm=i != 0,
+                kernel_size=4,
+                pool=i != num_blocks - 1,
+                sn=sn,
+            )
+            for i in range(num_blocks)
+        )
         conv = nn.Conv2d(width(num_blocks), 1, kernel_size=1)
         self.conv = nn.utils.spectral_norm(conv) if sn else conv
         self.use_kp = use_kp
@@ -79,8 +102,9 @@ class MultiScaleDiscriminator(nn.Module):
         super().__init__()
         self.discs = nn.ModuleDict({str(scale).replace(".", "-"): Discriminator(**kwargs) for scale in scales})
 
-    def forward(self, pyramid: dict[str, torch.Tensor], kp: torch.Tensor | None = None,
-                detach: bool = False) -> dict[str, object]:
+    def forward(
+        self, pyramid: dict[str, torch.Tensor], kp: torch.Tensor | None = None, detach: bool = False
+    ) -> dict[str, object]:
         """{'prediction_<scale>': image} -> {'feature_maps_<scale>': [...], 'prediction_map_<scale>': map}.
 
         `detach` stops gradients into the images (the discriminator's own update).

@@ -1,4 +1,5 @@
 """FSRT encoder: source images with their keypoints and expressions -> set-latent tokens z."""
+
 from __future__ import annotations
 
 import torch
@@ -16,8 +17,11 @@ class SRTConvBlock(nn.Module):
         hdim = hdim or idim
         odim = odim or 2 * hdim
         self.layers = nn.Sequential(
-            nn.Conv2d(idim, hdim, kernel_size=3, stride=1, padding=1, bias=False), nn.ReLU(),
-            nn.Conv2d(hdim, odim, kernel_size=3, stride=2, padding=1, bias=False), nn.ReLU())
+            nn.Conv2d(idim, hdim, kernel_size=3, stride=1, padding=1, bias=False),
+            nn.ReLU(),
+            nn.Conv2d(hdim, odim, kernel_size=3, stride=2, padding=1, bias=False),
+            nn.ReLU(),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
@@ -30,12 +34,25 @@ class ImprovedFSRTEncoder(nn.Module):
     Defaults are the released construction (483 input channels, 3 conv blocks, 5 attention blocks).
     """
 
-    def __init__(self, num_conv_blocks: int = 3, num_att_blocks: int = 5, pix_octaves: int = 16,
-                 pix_start_octave: int = -1, num_kp: int = 10, expression_size: int = 256,
-                 encode_with_expression: bool = True, kp_octaves: int = 4, kp_start_octave: int = -1):
+    def __init__(
+        self,
+        num_conv_blocks: int = 3,
+        num_att_blocks: int = 5,
+        pix_octaves: int = 16,
+        pix_start_octave: int = -1,
+        num_kp: int = 10,
+        expression_size: int = 256,
+        encode_with_expression: bool = True,
+        kp_octaves: int = 4,
+        kp_start_octave: int = -1,
+    ):
         super().__init__()
-        self.positional_encoder = FSRTPosEncoder(kp_octaves=kp_octaves, kp_start_octave=kp_start_octave,
-                                                 pix_start_octave=pix_start_octave, pix_octaves=pix_octaves)
+        self.positional_encoder = FSRTPosEncoder(
+            kp_octaves=kp_octaves,
+            kp_start_octave=kp_start_octave,
+            pix_start_octave=pix_start_octave,
+            pix_octaves=pix_octaves,
+        )
         self.encode_with_expression = encode_with_expression
         in_dim = 3 + 4 * pix_octaves + 4 * num_kp * kp_octaves + (expression_size if encode_with_expression else 0)
         blocks, width = [SRTConvBlock(in_dim, hdim=96)], 192
@@ -46,8 +63,13 @@ class ImprovedFSRTEncoder(nn.Module):
         self.per_patch_linear = nn.Conv2d(width, 768, kernel_size=1)
         self.transformer = Transformer(768, depth=num_att_blocks, heads=12, dim_head=64, mlp_dim=1536)
 
-    def forward(self, images: torch.Tensor, keypoints: torch.Tensor, pixels: torch.Tensor,
-                expression_vector: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        images: torch.Tensor,
+        keypoints: torch.Tensor,
+        pixels: torch.Tensor,
+        expression_vector: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """
         images [B, S, 3, H, W] in [0, 1]; keypoints [B, S, K, 2]; pixels [B, S, H, W, 2] or one
         [H, W, 2] grid for all (`pixel_grid`); expression_vector [B, S, E] (ignored when
@@ -55,8 +77,7 @@ class ImprovedFSRTEncoder(nn.Module):
         """
         batch, num_images, _, height, width = images.shape
         pixels = pixels.expand(batch, num_images, height, width, 2).flatten(0, 1)
-        parts = [images.flatten(0, 1),
-                 self.positional_encoder.image(pixels, keypoints.flatten(2).flatten(0, 1))]
+        parts = [images.flatten(0, 1), self.positional_encoder.image(pixels, keypoints.flatten(2).flatten(0, 1))]
         if self.encode_with_expression:
             if expression_vector is None:
                 raise ValueError("this encoder was built with encode_with_expression=True: pass expression_vector")

@@ -1,4 +1,5 @@
 """Latent expression vector from the keypoint detector's feature map and heatmaps."""
+
 from __future__ import annotations
 
 import torch
@@ -12,8 +13,14 @@ class ExpressionEncoder(nn.Module):
     each keypoint's features are summed under its heatmap, then an MLP maps the K x 32 values to
     the expression vector. `in_channels` defaults to the detector's 35 feature-map channels."""
 
-    def __init__(self, in_channels: int = 35, num_kp: int = 10, expression_size_per_kp: int = 32,
-                 expression_size: int = 256, pad: int = 0):
+    def __init__(
+        self,
+        in_channels: int = 35,
+        num_kp: int = 10,
+        expression_size_per_kp: int = 32,
+        expression_size: int = 256,
+        pad: int = 0,
+    ):
         super().__init__()
         self.num_kp = num_kp
         self.expression_size_per_kp = expression_size_per_kp

@@ -1,7 +1,9 @@
 """The FSRT container: encoder, decoder and expression encoder, plus the inference helpers."""
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,9 +24,14 @@ class FSRT(nn.Module):
     `KPDetector` is kept outside (it has its own checkpoint).
     """
 
-    def __init__(self, encoder_kwargs: Mapping[str, Any] | None = None,
-                 decoder_kwargs: Mapping[str, Any] | None = None, small_decoder: bool = False,
-                 expression_size: int = 256, expression_encoder: ExpressionEncoder | None = None):
+    def __init__(
+        self,
+        encoder_kwargs: Mapping[str, Any] | None = None,
+        decoder_kwargs: Mapping[str, Any] | None = None,
+        small_decoder: bool = False,
+        expression_size: int = 256,
+        expression_encoder: ExpressionEncoder | None = None,
+    ):
         super().__init__()
         self.encoder = ImprovedFSRTEncoder(expression_size=expression_size, **(encoder_kwargs or {}))
         decoder_class = SmallImprovedFSRTDecoder if small_decoder else ImprovedFSRTDecoder
@@ -34,8 +41,9 @@ class FSRT(nn.Module):
         self.expression_encoder = expression_encoder
         self._pixel_codes: dict[tuple, torch.Tensor] = {}
 
-    def keypoints_and_expression(self, kp_detector: KPDetector,
-                                 images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def keypoints_and_expression(
+        self, kp_detector: KPDetector, images: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Frames [N, 3, H, W] in [0, 1] -> (keypoints [N, K, 2], expression vectors [N, E])."""
         keypoints, maps = kp_detector(images)
         return keypoints, self.expression_encoder(maps["feature_map"], maps["heatmap"])
@@ -54,8 +62,15 @@ class FSRT(nn.Module):
             self._pixel_codes[key] = self.decoder.encode_pixels(grid)
         return self._pixel_codes[key]
 
-    def render(self, z: torch.Tensor, keypoints: torch.Tensor, expression: torch.Tensor, height: int,
-               width: int, chunk_size: int | None = 8192) -> torch.Tensor:
+    def render(
+        self,
+        z: torch.Tensor,
+        keypoints: torch.Tensor,
+        expression: torch.Tensor,
+        height: int,
+        width: int,
+        chunk_size: int | None = 8192,
+    ) -> torch.Tensor:
         """Full frames [B, 3, H, W] (unclamped) for driving keypoints [B, K, 2] and expressions [B, E].
 
         `chunk_size` pixels are decoded at a time (None: all at once); the result is the same

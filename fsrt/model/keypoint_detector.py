@@ -3,6 +3,7 @@
 Built with the constructor defaults by FSRT's demo and training; its weights live in the
 separate flat `kp_detector.pt`. FOMM's Jacobian head is not part of it.
 """
+
 from __future__ import annotations
 
 import torch
@@ -34,7 +35,7 @@ class AntiAliasInterpolation2d(nn.Module):
         super().__init__()
         sigma = (1 / scale - 1) / 2
         size = 2 * round(sigma * 4) + 1
-        taps = torch.exp(-(torch.arange(size, dtype=torch.float32) - (size - 1) / 2) ** 2 / (2 * sigma ** 2))
+        taps = torch.exp(-((torch.arange(size, dtype=torch.float32) - (size - 1) / 2) ** 2) / (2 * sigma**2))
         kernel = taps[:, None] * taps[None, :]
         kernel = kernel / kernel.sum()
         self.register_buffer("weight", kernel.expand(channels, 1, size, size).clone())
@@ -73,7 +74,7 @@ class UpBlock2d(nn.Module):
 
 
 def _width(block_expansion: int, max_features: int, level: int) -> int:
-    return min(max_features, block_expansion * 2 ** level)
+    return min(max_features, block_expansion * 2**level)
 
 
 class Encoder(nn.Module):
@@ -82,9 +83,12 @@ class Encoder(nn.Module):
     def __init__(self, block_expansion: int, in_features: int, num_blocks: int = 3, max_features: int = 256):
         super().__init__()
         self.down_blocks = nn.ModuleList(
-            DownBlock2d(in_features if i == 0 else _width(block_expansion, max_features, i),
-                        _width(block_expansion, max_features, i + 1))
-            for i in range(num_blocks))
+            DownBlock2d(
+                in_features if i == 0 else _width(block_expansion, max_features, i),
+                _width(block_expansion, max_features, i + 1),
+            )
+            for i in range(num_blocks)
+        )
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         levels = [x]
@@ -100,9 +104,12 @@ class Decoder(nn.Module):
         super().__init__()
         # Below the coarsest level the input also carries the skip channels, hence the factor 2.
         self.up_blocks = nn.ModuleList(
-            UpBlock2d((1 if i == num_blocks - 1 else 2) * _width(block_expansion, max_features, i + 1),
-                      _width(block_expansion, max_features, i))
-            for i in reversed(range(num_blocks)))
+            UpBlock2d(
+                (1 if i == num_blocks - 1 else 2) * _width(block_expansion, max_features, i + 1),
+                _width(block_expansion, max_features, i),
+            )
+            for i in reversed(range(num_blocks))
+        )
         self.out_filters = block_expansion + in_features
 
     def forward(self, levels: list[torch.Tensor]) -> torch.Tensor:
@@ -133,12 +140,21 @@ class KPDetector(nn.Module):
     heatmaps (7x7 conv without padding) and 10 keypoints.
     """
 
-    def __init__(self, block_expansion: int = 32, num_kp: int = 10, num_channels: int = 3,
-                 max_features: int = 1024, num_blocks: int = 5, temperature: float = 0.1,
-                 scale_factor: float = 0.25, pad: int = 0):
+    def __init__(
+        self,
+        block_expansion: int = 32,
+        num_kp: int = 10,
+        num_channels: int = 3,
+        max_features: int = 1024,
+        num_blocks: int = 5,
+        temperature: float = 0.1,
+        scale_factor: float = 0.25,
+        pad: int = 0,
+    ):
         super().__init__()
-        self.predictor = Hourglass(block_expansion, in_features=num_channels, num_blocks=num_blocks,
-                                   max_features=max_features)
+        self.predictor = Hourglass(
+            block_expansion, in_features=num_channels, num_blocks=num_blocks, max_features=max_features
+        )
         self.kp = nn.Conv2d(self.predictor.out_filters, num_kp, kernel_size=7, padding=pad)
         self.num_kp = num_kp
         self.temperature = temperature

@@ -1,4 +1,5 @@
 """Plain ReLU multilayer perceptrons, laid out as the checkpoints expect."""
+
 from __future__ import annotations
 
 from torch import nn

@@ -1,4 +1,5 @@
 """Sinusoidal codes of pixel positions and keypoints, and the pixel query grid."""
+
 from __future__ import annotations
 
 import math
@@ -38,8 +39,9 @@ class PositionalEncoding(nn.Module):
         self.start_octave = start_octave
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        octaves = torch.arange(self.start_octave, self.start_octave + self.num_octaves,
-                               device=coords.device).to(coords.dtype)
+        octaves = torch.arange(self.start_octave, self.start_octave + self.num_octaves, device=coords.device).to(
+            coords.dtype
+        )
         # Same float recipe as the original (2**o, times pi, times coord): on a 256 grid the high
         # octaves are exact multiples of pi, so their values are pure rounding noise that any other
         # order of operations would change.
@@ -58,8 +60,9 @@ class FSRTPosEncoder(nn.Module):
     negative start octave keeps keypoints in [-2, 2] (out-of-frame augmentation) unambiguous.
     """
 
-    def __init__(self, kp_octaves: int = 4, kp_start_octave: int = -1, pix_start_octave: int = -1,
-                 pix_octaves: int = 16):
+    def __init__(
+        self, kp_octaves: int = 4, kp_start_octave: int = -1, pix_start_octave: int = -1, pix_octaves: int = 16
+    ):
         super().__init__()
         self.kp_encoding = PositionalEncoding(kp_octaves, kp_start_octave)
         self.pix_encoding = PositionalEncoding(pix_octaves, pix_start_octave)

@@ -1,4 +1,5 @@
 """The `small_decoder: True` variant (unused by the released checkpoints)."""
+
 from __future__ import annotations
 
 from fsrt.model.decoder import ImprovedFSRTDecoder

@@ -1,4 +1,5 @@
 """Pre-LayerNorm ViT blocks with self- or cross-attention (SRT/OSRT style)."""
+
 from __future__ import annotations
 
 import torch
@@ -27,8 +28,9 @@ class FeedForward(nn.Module):
 
     def __init__(self, dim: int, hidden_dim: int, dropout: float = 0.0):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(dim, hidden_dim), nn.GELU(), nn.Dropout(dropout),
-                                 nn.Linear(hidden_dim, dim), nn.Dropout(dropout))
+        self.net = nn.Sequential(
+            nn.Linear(dim, hidden_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden_dim, dim), nn.Dropout(dropout)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -45,12 +47,11 @@ class Attention(nn.Module):
     differs from it by float32 rounding only (~1e-7).
     """
 
-    def __init__(self, dim: int, heads: int = 8, dim_head: int = 64, dropout: float = 0.0,
-                 kv_dim: int | None = None):
+    def __init__(self, dim: int, heads: int = 8, dim_head: int = 64, dropout: float = 0.0, kv_dim: int | None = None):
         super().__init__()
         inner = heads * dim_head
         self.heads = heads
-        self.scale = dim_head ** -0.5
+        self.scale = dim_head**-0.5
         if kv_dim is None:
             self.to_qkv = nn.Linear(dim, 3 * inner, bias=False)
         else:
@@ -82,13 +83,26 @@ class Transformer(nn.Module):
     `layers[i]` is [PreNorm(Attention), PreNorm(FeedForward)], as in the official keys.
     """
 
-    def __init__(self, dim: int, depth: int, heads: int, dim_head: int, mlp_dim: int,
-                 dropout: float = 0.0, kv_dim: int | None = None):
+    def __init__(
+        self,
+        dim: int,
+        depth: int,
+        heads: int,
+        dim_head: int,
+        mlp_dim: int,
+        dropout: float = 0.0,
+        kv_dim: int | None = None,
+    ):
         super().__init__()
         self.layers = nn.ModuleList(
-            nn.ModuleList([PreNorm(dim, Attention(dim, heads, dim_head, dropout, kv_dim)),
-                           PreNorm(dim, FeedForward(dim, mlp_dim, dropout))])
-            for _ in range(depth))
+            nn.ModuleList(
+                [
+                    PreNorm(dim, Attention(dim, heads, dim_head, dropout, kv_dim)),
+                    PreNorm(dim, FeedForward(dim, mlp_dim, dropout)),
+                ]
+            )
+            for _ in range(depth)
+        )
 
     def project_kv(self, z: torch.Tensor) -> KeyValues:
         """Every cross-attention layer's keys and values of the latent z; they do not depend on the

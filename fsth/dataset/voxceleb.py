@@ -8,13 +8,14 @@ D's per-video embedding. Two layouts are read:
   frame or in a `landmarks/` sub-folder (what `python -m tools.extract_landmarks` writes).
 Frames without landmarks are skipped, as the original's preprocessing skipped faceless frames.
 """
+
 from __future__ import annotations
 
 import os
 import pickle
 import random
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ from common.errors import InputError
 from common.image import image_to_tensor, list_images, read_image
 from common.landmarks import load_landmarks
 
-METADATA = 'metadata.pkl'
+METADATA = "metadata.pkl"
 METADATA_FRAME_SIZE = 256  # the original detected landmarks on frames resized to this
 
 
@@ -34,8 +35,11 @@ def find_landmarks(image_path: str | os.PathLike) -> Path | None:
     """The .npy landmarks of an image: `<stem>.npy` beside it, in a `landmarks/` sub-folder, or in
     `../landmarks/<folder>/` (the layout of tools.make_sample_data); None if there is none."""
     path = Path(image_path)
-    for candidate in (path.with_suffix('.npy'), path.parent / 'landmarks' / f'{path.stem}.npy',
-                      path.parent.parent / 'landmarks' / path.parent.name / f'{path.stem}.npy'):
+    for candidate in (
+        path.with_suffix(".npy"),
+        path.parent / "landmarks" / f"{path.stem}.npy",
+        path.parent.parent / "landmarks" / path.parent.name / f"{path.stem}.npy",
+    ):
         if candidate.is_file():
             return candidate
     return None
@@ -43,7 +47,7 @@ def find_landmarks(image_path: str | os.PathLike) -> Path | None:
 
 def landmark_image(landmarks: np.ndarray, size: int, normalize: bool = True) -> torch.Tensor:
     """(68, 2) landmarks in `size`-pixel coordinates -> the original's landmark image tensor."""
-    return image_to_tensor(draw_landmarks(landmarks, size, 'fsth'), (0.0, 1.0) if normalize else (0.0, 255.0))
+    return image_to_tensor(draw_landmarks(landmarks, size, "fsth"), (0.0, 1.0) if normalize else (0.0, 255.0))
 
 
 class VoxCeleb(Dataset):
@@ -51,15 +55,22 @@ class VoxCeleb(Dataset):
     frames of video i; frame 0 is the target (x_t, y_t), the others (return_count-1, 3, H, W)
     feed the embedder. With random_flip every frame is mirrored independently with p = 0.5."""
 
-    def __init__(self, root_dir: str | os.PathLike, image_size: int, return_count: int,
-                 normalize: bool = True, random_flip: bool = False):
+    def __init__(
+        self,
+        root_dir: str | os.PathLike,
+        image_size: int,
+        return_count: int,
+        normalize: bool = True,
+        random_flip: bool = False,
+    ):
         self.root_dir = Path(root_dir)
         if not self.root_dir.is_dir():
             raise InputError(f"{root_dir}: training dataset folder not found")
         self.image_size, self.return_count = image_size, return_count
         self.normalize, self.random_flip = normalize, random_flip
-        self.videos = sorted(f'{p.name}/{v.name}' for p in self.root_dir.iterdir() if p.is_dir()
-                             for v in p.iterdir() if v.is_dir())
+        self.videos = sorted(
+            f"{p.name}/{v.name}" for p in self.root_dir.iterdir() if p.is_dir() for v in p.iterdir() if v.is_dir()
+        )
         if not self.videos:
             raise InputError(f"{root_dir}: no <person>/<video> folders")
         # Frame folders are indexed now (cheap: names only); metadata.pkl is read per item.
@@ -81,14 +92,16 @@ class VoxCeleb(Dataset):
     def _read_metadata(self, video: str) -> list[tuple[Path, np.ndarray, float]]:
         path = self.root_dir / video / METADATA
         try:
-            with open(path, 'rb') as f:
+            with open(path, "rb") as f:
                 entries = pickle.load(f)  # holds numpy arrays: the original's format is a pickle
         except (OSError, pickle.UnpicklingError, EOFError) as exc:
             raise InputError(f"{path}: not a readable metadata.pkl ({exc.__class__.__name__})") from None
         if not entries:
             raise InputError(f"{path}: lists no frames")
-        return [(self.root_dir / video / name, np.asarray(lm, dtype=np.float64), METADATA_FRAME_SIZE)
-                for name, lm in entries]
+        return [
+            (self.root_dir / video / name, np.asarray(lm, dtype=np.float64), METADATA_FRAME_SIZE)
+            for name, lm in entries
+        ]
 
     def _frame_list(self, video: str) -> list[tuple[Path, np.ndarray | Path, float | None]]:
         if video in self._frames:
@@ -134,16 +147,25 @@ class EpisodeSampler(Sampler):
     skips this rank's first items (resuming mid-epoch). The episode seed fixes the frames drawn
     and the flips, so a resumed or multi-worker run sees the same episodes."""
 
-    def __init__(self, count: int, seed: int, epoch: int, shuffle: bool = True, rank: int = 0,
-                 world_size: int = 1, start: int = 0):
+    def __init__(
+        self,
+        count: int,
+        seed: int,
+        epoch: int,
+        shuffle: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+        start: int = 0,
+    ):
         if shuffle:
             order = torch.randperm(count, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
         else:
             order = list(range(count))
-        order += order[:(-len(order)) % world_size]
+        order += order[: (-len(order)) % world_size]
         positions = range(rank, len(order), world_size)
-        self.items = [(order[p], int(np.random.SeedSequence([seed, epoch, p]).generate_state(1)[0]))
-                      for p in positions][start:]
+        self.items = [
+            (order[p], int(np.random.SeedSequence([seed, epoch, p]).generate_state(1)[0])) for p in positions
+        ][start:]
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         return iter(self.items)

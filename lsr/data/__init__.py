@@ -15,6 +15,7 @@
 
 Importing this package does not import TensorFlow; `provide` loads the pipeline it runs.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -22,19 +23,18 @@ import importlib
 from common.errors import InputError
 
 PROVIDERS = {
-    'tfrecords': ('voxceleb_data_provider', 'provide_tfrecords'),
-    'subject_folders': ('voxceleb_data_provider_raw', 'provide_subject_folders'),
-    'folder_pairs': ('voxceleb_data_provider_std', 'provide_folder_pairs'),
+    "tfrecords": ("voxceleb_data_provider", "provide_tfrecords"),
+    "subject_folders": ("voxceleb_data_provider_raw", "provide_subject_folders"),
+    "folder_pairs": ("voxceleb_data_provider_std", "provide_folder_pairs"),
 }
 
 
 def provider(kind: str):
     """The pipeline function of `kind` (a key of `PROVIDERS`)."""
     if kind not in PROVIDERS:
-        raise InputError(f"unknown LSR data provider '{kind}'; choose one of "
-                         f"{', '.join(PROVIDERS)}")
+        raise InputError(f"unknown LSR data provider '{kind}'; choose one of {', '.join(PROVIDERS)}")
     module, name = PROVIDERS[kind]
-    return getattr(importlib.import_module(f'{__name__}.{module}'), name)
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 
 def provide(kind: str, *args, **kwargs):

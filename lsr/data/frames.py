@@ -1,5 +1,6 @@
 """Processed-subject folders (`<person>/<video>/<part>/NNNNN_{rgb,contour,segmap_merged}.png`)
 and the example dictionary keys every LSR data provider emits."""
+
 from __future__ import annotations
 
 import glob
@@ -11,18 +12,18 @@ import numpy as np
 from common.errors import InputError
 from common.image import read_image
 
-PERSON_ID_KEY = 'person_id'
-VIDEO_ID_KEY = 'video_id'
-VIDEO_PART_ID_KEY = 'video_part_id'
-FRAMES_KEY = 'frames_in'
-TARGET_FRAME_KEY = 'frame_gt'
-CONTOURS_KEY = 'contours_in'
-TARGET_CONTOUR_KEY = 'contour_gt'
-SEGMAPS_KEY = 'segmaps_in'
-TARGET_SEGMAP_KEY = 'segmap_gt'
+PERSON_ID_KEY = "person_id"
+VIDEO_ID_KEY = "video_id"
+VIDEO_PART_ID_KEY = "video_part_id"
+FRAMES_KEY = "frames_in"
+TARGET_FRAME_KEY = "frame_gt"
+CONTOURS_KEY = "contours_in"
+TARGET_CONTOUR_KEY = "contour_gt"
+SEGMAPS_KEY = "segmaps_in"
+TARGET_SEGMAP_KEY = "segmap_gt"
 
 # The PNG providers match loosely; the tfrecord exporter matches '*_<kind>.png' exactly.
-FRAME_GLOBS = ('*_rgb*', '*_contour*', '*_segmap_merged*')
+FRAME_GLOBS = ("*_rgb*", "*_contour*", "*_segmap_merged*")
 FRAME_SIZE = (224, 224)
 
 
@@ -30,7 +31,7 @@ def subject_ids(part_dir) -> tuple[str, str, str]:
     """(person_id, video_id, video_part_id): the folder's last three path components."""
     parts = Path(part_dir).parts
     if len(parts) < 3:
-        raise InputError(f'{part_dir}: expected a <person>/<video>/<part> folder')
+        raise InputError(f"{part_dir}: expected a <person>/<video>/<part> folder")
     return parts[-3], parts[-2], parts[-1]
 
 
@@ -38,15 +39,14 @@ def list_frames(part_dir, use_segmaps=True, globs=FRAME_GLOBS) -> list[list[str]
     """Sorted [rgbs, contours(, segmaps)] file lists of one folder, equally long, paired by
     position."""
     if not os.path.isdir(part_dir):
-        raise InputError(f'{part_dir}: subject folder not found')
+        raise InputError(f"{part_dir}: subject folder not found")
     kinds = globs if use_segmaps else globs[:2]
     lists = [sorted(glob.glob(os.path.join(glob.escape(str(part_dir)), g))) for g in kinds]
     if not lists[0]:
-        raise InputError(f'{part_dir}: no {kinds[0]} frames')
+        raise InputError(f"{part_dir}: no {kinds[0]} frames")
     for pattern, files in zip(kinds[1:], lists[1:]):
         if len(files) != len(lists[0]):
-            raise InputError(f'{part_dir}: {len(lists[0])} {kinds[0]} frames but {len(files)} '
-                             f'{pattern} files')
+            raise InputError(f"{part_dir}: {len(lists[0])} {kinds[0]} frames but {len(files)} {pattern} files")
     return lists
 
 
@@ -75,18 +75,16 @@ def read_label_map(path, size=FRAME_SIZE) -> np.ndarray:
         with Image.open(path) as img:
             labels = np.asarray(img)
     except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f'{path}: not a readable image ({exc.__class__.__name__})') from None
+        raise InputError(f"{path}: not a readable image ({exc.__class__.__name__})") from None
     if labels.ndim != 2 or labels.dtype != np.uint8:
-        raise InputError(f'{path}: expected an 8-bit grayscale label map, got '
-                         f'{labels.dtype} {labels.shape}')
+        raise InputError(f"{path}: expected an 8-bit grayscale label map, got {labels.dtype} {labels.shape}")
     _check_size(path, labels, size)
     return labels
 
 
 def _check_size(path, image, size):
     if size is not None and image.shape[:2] != tuple(size):
-        raise InputError(f'{path}: frame is {image.shape[1]}x{image.shape[0]}, expected '
-                         f'{size[1]}x{size[0]}')
+        raise InputError(f"{path}: frame is {image.shape[1]}x{image.shape[0]}, expected {size[1]}x{size[0]}")
 
 
 def to_model_range(images: np.ndarray) -> np.ndarray:

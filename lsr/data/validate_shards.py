@@ -8,6 +8,7 @@ shards by name, and missing or duplicated shard indices.
 Exits with status 1 when a shard is corrupt or missing. (The original's tools/validate_shards.py
 only summarised cluster log files from hard-coded paths.)
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,12 +25,17 @@ from common.progress import progress
 from lsr.data.voxceleb_data_provider import read_tfrecord
 
 FLAGS = flags.FlagValues()
-flags.DEFINE_string('dataset_parent_dir', '_datasets/preprocessed_voxceleb2/tfrecords',
-                    'Directory of the tfrecord shards.', flag_values=FLAGS)
-flags.DEFINE_string('shards_pattern', 'vox2_dev*.tfrecords',
-                    'Glob of the shards inside --dataset_parent_dir.', flag_values=FLAGS)
+flags.DEFINE_string(
+    "dataset_parent_dir",
+    "_datasets/preprocessed_voxceleb2/tfrecords",
+    "Directory of the tfrecord shards.",
+    flag_values=FLAGS,
+)
+flags.DEFINE_string(
+    "shards_pattern", "vox2_dev*.tfrecords", "Glob of the shards inside --dataset_parent_dir.", flag_values=FLAGS
+)
 
-_SHARD_NAME = re.compile(r'-part-(\d+)-of-(\d+)\.tfrecords$')
+_SHARD_NAME = re.compile(r"-part-(\d+)-of-(\d+)\.tfrecords$")
 
 
 @dataclasses.dataclass
@@ -49,15 +55,15 @@ def check_shard(path) -> int:
     count = 0
     for serialized in tf.data.TFRecordDataset(path):
         record = read_tfrecord(serialized)
-        if record['rgbs'].shape.rank != 3 or record['segmaps'].shape.rank != 2:
-            raise tf.errors.InvalidArgumentError(None, None, 'unexpected tensor ranks')
+        if record["rgbs"].shape.rank != 3 or record["segmaps"].shape.rank != 2:
+            raise tf.errors.InvalidArgumentError(None, None, "unexpected tensor ranks")
         count += 1
     return count
 
 
 def validate_shards(paths) -> ShardReport:
     report, seen = ShardReport(), {}
-    for path in progress(sorted(paths), desc='shards'):
+    for path in progress(sorted(paths), desc="shards"):
         name = os.path.basename(path)
         try:
             report.num_examples += check_shard(path)
@@ -82,18 +88,17 @@ def main(argv=None) -> int:
     pattern = os.path.join(FLAGS.dataset_parent_dir, FLAGS.shards_pattern)
     paths = glob.glob(pattern)
     if not paths:
-        raise InputError(f'{pattern}: matches no shards')
+        raise InputError(f"{pattern}: matches no shards")
     report = validate_shards(paths)
     for name, reason in sorted(report.corrupt.items()):
-        print(f'corrupt: {name}: {reason}')
+        print(f"corrupt: {name}: {reason}")
     for index in report.missing:
-        print(f'missing: shard #{index}')
+        print(f"missing: shard #{index}")
     for index in report.duplicated:
-        print(f'duplicated: shard #{index}')
-    print(f'{len(paths) - len(report.corrupt)}/{len(paths)} shards valid, '
-          f'{report.num_examples} examples in them')
+        print(f"duplicated: shard #{index}")
+    print(f"{len(paths) - len(report.corrupt)}/{len(paths)} shards valid, {report.num_examples} examples in them")
     return 0 if report.ok else 1
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     sys.exit(main())

@@ -4,6 +4,7 @@ Each record holds n frames side by side. Training draws a random order of the n 
 first K are the few-shot inputs and the last one the target; evaluation takes frames 0..K-1
 and frame n-1. Images come out as float32 in [-1, 1], label maps as uint8.
 """
+
 from __future__ import annotations
 
 import glob
@@ -11,24 +12,32 @@ import glob
 import tensorflow as tf
 
 from common.errors import InputError
-from lsr.data.frames import (CONTOURS_KEY, FRAMES_KEY, PERSON_ID_KEY, SEGMAPS_KEY,
-                             TARGET_CONTOUR_KEY, TARGET_FRAME_KEY, TARGET_SEGMAP_KEY,
-                             VIDEO_ID_KEY, VIDEO_PART_ID_KEY)
+from lsr.data.frames import (
+    CONTOURS_KEY,
+    FRAMES_KEY,
+    PERSON_ID_KEY,
+    SEGMAPS_KEY,
+    TARGET_CONTOUR_KEY,
+    TARGET_FRAME_KEY,
+    TARGET_SEGMAP_KEY,
+    VIDEO_ID_KEY,
+    VIDEO_PART_ID_KEY,
+)
 
 SHUFFLE_BUFFER_SIZE = 2048
-STRING_FEATURES = ('rgbs', 'contours', 'segmaps', 'person_id', 'video_id', 'video_part_id',
-                   'frame_ids')
+STRING_FEATURES = ("rgbs", "contours", "segmaps", "person_id", "video_id", "video_part_id", "frame_ids")
 
 
 def read_tfrecord(serialized):
     """One record -> rgbs/contours uint8 [H, n·W, 3], segmaps uint8 [H, n·W], frame_ids
     string [n] and the three id strings."""
     parsed = tf.io.parse_single_example(
-        serialized, {key: tf.io.FixedLenFeature((), tf.string) for key in STRING_FEATURES})
+        serialized, {key: tf.io.FixedLenFeature((), tf.string) for key in STRING_FEATURES}
+    )
     record = {key: parsed[key] for key in (PERSON_ID_KEY, VIDEO_ID_KEY, VIDEO_PART_ID_KEY)}
-    for key in ('rgbs', 'contours', 'segmaps'):
+    for key in ("rgbs", "contours", "segmaps"):
         record[key] = tf.io.parse_tensor(parsed[key], tf.uint8)
-    record['frame_ids'] = tf.io.parse_tensor(parsed['frame_ids'], tf.string)
+    record["frame_ids"] = tf.io.parse_tensor(parsed["frame_ids"], tf.string)
     return record
 
 
@@ -49,34 +58,44 @@ def few_shot_example(record, k, num_frames, use_segmaps, randomize, seed=None):
         order = tf.range(num_frames)
     shots, target = order[:k], order[-1]
     example = {key: record[key] for key in (PERSON_ID_KEY, VIDEO_ID_KEY, VIDEO_PART_ID_KEY)}
-    kinds = [('rgbs', FRAMES_KEY, TARGET_FRAME_KEY), ('contours', CONTOURS_KEY, TARGET_CONTOUR_KEY)]
+    kinds = [("rgbs", FRAMES_KEY, TARGET_FRAME_KEY), ("contours", CONTOURS_KEY, TARGET_CONTOUR_KEY)]
     if use_segmaps:
-        kinds.append(('segmaps', SEGMAPS_KEY, TARGET_SEGMAP_KEY))
+        kinds.append(("segmaps", SEGMAPS_KEY, TARGET_SEGMAP_KEY))
     for source, shots_key, target_key in kinds:
         frames = _split_frames(record[source], num_frames)
-        if source != 'segmaps':
+        if source != "segmaps":
             frames = _to_model_range(frames)
         example[shots_key] = tf.gather(frames, shots)
         example[target_key] = frames[target]
     return example
 
 
-def provide_tfrecords(data_source_pattern, use_segmaps, batch_size, k_frames=8,
-                      num_concatenations=10, is_training=False, repeat=1, max_examples=-1,
-                      shuffle=False, seed=None):
+def provide_tfrecords(
+    data_source_pattern,
+    use_segmaps,
+    batch_size,
+    k_frames=8,
+    num_concatenations=10,
+    is_training=False,
+    repeat=1,
+    max_examples=-1,
+    shuffle=False,
+    seed=None,
+):
     """Batched few-shot examples from the tfrecords matching `data_source_pattern`.
 
     `is_training` shuffles the records and the frame order; `shuffle` shuffles records only;
     `repeat` (-1: forever) or `max_examples` (not both); incomplete final batches are dropped.
     """
     if repeat != 1 and max_examples != -1:
-        raise InputError('set only one of repeat and max_examples')
+        raise InputError("set only one of repeat and max_examples")
     if not 0 < k_frames <= num_concatenations:
-        raise InputError(f'K={k_frames} must be between 1 and {num_concatenations} '
-                         f'(each record holds {num_concatenations} frames)')
+        raise InputError(
+            f"K={k_frames} must be between 1 and {num_concatenations} (each record holds {num_concatenations} frames)"
+        )
     paths = sorted(glob.glob(data_source_pattern))
     if not paths:
-        raise InputError(f'{data_source_pattern}: matches no tfrecord files')
+        raise InputError(f"{data_source_pattern}: matches no tfrecord files")
     options = tf.data.Options()
     # Every replica reads every file, as the original (the strategy splits batches instead).
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
@@ -89,7 +108,7 @@ def provide_tfrecords(data_source_pattern, use_segmaps, batch_size, k_frames=8,
         dataset = dataset.take(max_examples)
     dataset = dataset.map(read_tfrecord, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.map(
-        lambda record: few_shot_example(record, k_frames, num_concatenations, use_segmaps,
-                                        is_training, seed),
-        num_parallel_calls=tf.data.AUTOTUNE)
+        lambda record: few_shot_example(record, k_frames, num_concatenations, use_segmaps, is_training, seed),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -2,12 +2,13 @@
 
 `axis` arguments follow the original: images and feature maps are reduced over (1, 2, 3).
 """
+
 from __future__ import annotations
 
 import tensorflow as tf
 
 IMAGE_AXES = (1, 2, 3)
-GAN_LOSS_TYPES = ('logistic_nonsaturating', 'logistic_saturating', 'lsgan', 'hinge_gan')
+GAN_LOSS_TYPES = ("logistic_nonsaturating", "logistic_saturating", "lsgan", "hinge_gan")
 
 
 def l1_loss(x, y, axis=IMAGE_AXES):
@@ -22,21 +23,21 @@ def l2_regularize(z, axis=1):
 
 def _gan_term(logits, is_real, loss_type, allow_negative_g_loss):
     """One discriminator response -> per-example loss of labelling it real (or fake)."""
-    if loss_type == 'logistic_nonsaturating':
+    if loss_type == "logistic_nonsaturating":
         value = tf.nn.softplus(-logits if is_real else logits)
-    elif loss_type == 'logistic_saturating':
+    elif loss_type == "logistic_saturating":
         # What the original computes: log(1 - σ(D)) when labelling real, -log(1 - σ(D)) when
         # labelling fake (so minimising it as the generator loss is the saturating game).
         value = -tf.nn.softplus(logits) if is_real else tf.nn.softplus(logits)
-    elif loss_type == 'lsgan':
+    elif loss_type == "lsgan":
         value = tf.square(logits - (1.0 if is_real else 0.0))
-    elif loss_type == 'hinge_gan':
+    elif loss_type == "hinge_gan":
         if allow_negative_g_loss:
             value = -logits
         else:
             value = tf.nn.relu(1.0 - logits if is_real else 1.0 + logits)
     else:
-        raise ValueError(f'--d_loss_type={loss_type} is not one of {", ".join(GAN_LOSS_TYPES)}')
+        raise ValueError(f"--d_loss_type={loss_type} is not one of {', '.join(GAN_LOSS_TYPES)}")
     return tf.reduce_mean(value, axis=IMAGE_AXES)
 
 
@@ -69,5 +70,4 @@ def gradient_penalty(gradient, gamma):
 def segmentation_loss(label_map, logits):
     """Per-pixel softmax cross-entropy against the oracle labels [B, H, W], mean over H, W."""
     labels = tf.cast(label_map, tf.int32)
-    return tf.reduce_mean(
-        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits), axis=(1, 2))
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits), axis=(1, 2))

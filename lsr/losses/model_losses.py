@@ -4,6 +4,7 @@ The original reads VGG19 from Keras' download cache and VGG-Face from a hard-cod
 path; here both are local .h5 files named by --vgg19_weights_path and --vgg_face_weights_path
 (defined in `lsr.options` with the other flags that are not the original's).
 """
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -21,8 +22,10 @@ def _weights_path(config, name):
 
 def average_losses(per_example: dict, global_batch_size: int) -> dict:
     """Each per-example loss summed over the batch and divided by the global batch size."""
-    return {key: tf.nn.compute_average_loss(value, global_batch_size=global_batch_size)
-            for key, value in per_example.items()}
+    return {
+        key: tf.nn.compute_average_loss(value, global_batch_size=global_batch_size)
+        for key, value in per_example.items()
+    }
 
 
 class ModelLosses:
@@ -36,16 +39,15 @@ class ModelLosses:
 
     def __init__(self, config, vgg_face_arch=None):
         if config.w_loss_lpips:
-            raise InputError('--w_loss_lpips>0 is not supported: LPIPS frozen graphs are not '
-                             'loaded by this re-implementation')
+            raise InputError(
+                "--w_loss_lpips>0 is not supported: LPIPS frozen graphs are not loaded by this re-implementation"
+            )
         self.config = config
-        self.vgg_loss = (VGGLoss(_weights_path(config, 'vgg19_weights_path'))
-                         if config.w_loss_vgg else None)
+        self.vgg_loss = VGGLoss(_weights_path(config, "vgg19_weights_path")) if config.w_loss_vgg else None
         self.vgg_face_loss = None
         if config.w_loss_vgg_face_recon or config.w_loss_identity:
-            kwargs = {} if vgg_face_arch is None else {'arch': vgg_face_arch}
-            self.vgg_face_loss = VGGFaceLoss(_weights_path(config, 'vgg_face_weights_path'),
-                                             **kwargs)
+            kwargs = {} if vgg_face_arch is None else {"arch": vgg_face_arch}
+            self.vgg_face_loss = VGGFaceLoss(_weights_path(config, "vgg_face_weights_path"), **kwargs)
 
     def load_pretrained_weights(self):
         """Load VGG-Face (training and fine-tuning only, as in the original)."""
@@ -60,9 +62,9 @@ class ModelLosses:
         the training GradientTape so that they are differentiated too.
         """
         config = self.config
-        real = tf.convert_to_tensor(batch['frame_gt'], tf.float32)
-        fake = outputs['output']
-        z_style, z_layout = outputs['latents']
+        real = tf.convert_to_tensor(batch["frame_gt"], tf.float32)
+        fake = outputs["output"]
+        z_style, z_layout = outputs["latents"]
         per_example, loss_g = {}, 0.0
 
         def add(key, value, to_g=True):
@@ -71,36 +73,42 @@ class ModelLosses:
             if to_g:
                 loss_g += value
 
-        pretraining = config.model_type == 'pretrain_layout'
+        pretraining = config.model_type == "pretrain_layout"
         if not pretraining and (config.w_loss_gan or config.w_loss_feat):
-            disc_real, disc_fake = self._discriminate(model, real, fake, batch, training,
-                                                      per_example)
+            disc_real, disc_fake = self._discriminate(model, real, fake, batch, training, per_example)
             if config.w_loss_gan:
-                add('loss_g_gan', config.w_loss_gan * losses.multiscale_gan_loss(
-                    disc_fake, True, config.d_loss_type,
-                    allow_negative_g_loss=config.d_loss_type == 'hinge_gan'))
+                add(
+                    "loss_g_gan",
+                    config.w_loss_gan
+                    * losses.multiscale_gan_loss(
+                        disc_fake, True, config.d_loss_type, allow_negative_g_loss=config.d_loss_type == "hinge_gan"
+                    ),
+                )
             if config.w_loss_feat:
-                add('loss_g_feat', config.w_loss_feat *
-                    losses.multiscale_feature_matching_loss(disc_real, disc_fake))
+                add("loss_g_feat", config.w_loss_feat * losses.multiscale_feature_matching_loss(disc_real, disc_fake))
         # Pre-training reconstructs the auxiliary RGB only with --multi_task_training.
         if fake is not None:
             if config.w_loss_vgg:
-                add('loss_g_vgg', config.w_loss_vgg * self.vgg_loss(real, fake))
+                add("loss_g_vgg", config.w_loss_vgg * self.vgg_loss(real, fake))
             if config.w_loss_l1:
-                add('loss_g_l1', config.w_loss_l1 * losses.l1_loss(fake, real))
+                add("loss_g_l1", config.w_loss_l1 * losses.l1_loss(fake, real))
         if config.w_loss_z_l2 and not pretraining:
-            add('loss_z_l2', config.w_loss_z_l2 * losses.l2_regularize(z_style))
+            add("loss_z_l2", config.w_loss_z_l2 * losses.l2_regularize(z_style))
         if config.w_loss_z_layout_l2:
-            add('loss_z_layout_l2', config.w_loss_z_layout_l2 * losses.l2_regularize(z_layout))
+            add("loss_z_layout_l2", config.w_loss_z_layout_l2 * losses.l2_regularize(z_layout))
         if self.vgg_face_loss is not None and fake is not None:
-            add('loss_g_vgg_face_recon_and_id', self.vgg_face_loss(
-                real, fake, config.w_loss_vgg_face_recon, config.w_loss_identity))
+            add(
+                "loss_g_vgg_face_recon_and_id",
+                self.vgg_face_loss(real, fake, config.w_loss_vgg_face_recon, config.w_loss_identity),
+            )
         if config.w_loss_segmentation:
             # Meta-learning optimises it separately (g_layout_optimizer) by default.
-            add('loss_g_segmentation', config.w_loss_segmentation * losses.segmentation_loss(
-                batch['segmap_gt'], outputs['segmap_logits']),
-                to_g=pretraining or not config.separate_layout_optimizer)
-        per_example['loss_g'] = loss_g * tf.ones_like(real[:, 0, 0, 0])
+            add(
+                "loss_g_segmentation",
+                config.w_loss_segmentation * losses.segmentation_loss(batch["segmap_gt"], outputs["segmap_logits"]),
+                to_g=pretraining or not config.separate_layout_optimizer,
+            )
+        per_example["loss_g"] = loss_g * tf.ones_like(real[:, 0, 0, 0])
         if global_batch_size is None:
             return per_example
         return average_losses(per_example, global_batch_size)
@@ -108,7 +116,7 @@ class ModelLosses:
     def _discriminate(self, model, real, fake, batch, training, per_example):
         """D on real and fake (each with the target landmarks); fills the loss_d terms."""
         config = self.config
-        cond = batch['contour_gt'] if config.use_conditional_disc else None
+        cond = batch["contour_gt"] if config.use_conditional_disc else None
         penalties = training and config.w_loss_gan and (config.r1_gamma or config.r2_gamma)
         # A tape of its own: the penalties need d(loss_d)/d(image), and the caller's tape
         # records this gradient computation, so the penalties train D as in the original.
@@ -122,10 +130,12 @@ class ModelLosses:
         if config.w_loss_gan:
             per_example.update(loss_d_real=d_real, loss_d_fake=d_fake, loss_d=d_real + d_fake)
         if penalties:
-            for key, gamma, loss, image in (('real_gp', config.r1_gamma, d_real, real),
-                                            ('fake_gp', config.r2_gamma, d_fake, fake)):
+            for key, gamma, loss, image in (
+                ("real_gp", config.r1_gamma, d_real, real),
+                ("fake_gp", config.r2_gamma, d_fake, fake),
+            ):
                 if gamma:
                     per_example[key] = losses.gradient_penalty(tape.gradient(loss, image), gamma)
-                    per_example['loss_d'] += per_example[key]
+                    per_example["loss_d"] += per_example[key]
         del tape
         return disc_real, disc_fake

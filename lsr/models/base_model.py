@@ -1,4 +1,5 @@
 """What both LSR model types share: the layout branch, K-shot encoding, optimizers."""
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -6,8 +7,9 @@ import tensorflow as tf
 from lsr import networks, options
 
 
-def learning_rate_schedule(global_step, lr_init, lr_warmstart_steps, decay_start_step,
-                           decay_end_step, decay_num_intervals, starting_step=0):
+def learning_rate_schedule(
+    global_step, lr_init, lr_warmstart_steps, decay_start_step, decay_end_step, decay_num_intervals, starting_step=0
+):
     """Zero-argument callable: the learning rate at the current value of `global_step`.
 
     Linear warm-up over `lr_warmstart_steps` from `starting_step`, constant up to
@@ -25,8 +27,7 @@ def learning_rate_schedule(global_step, lr_init, lr_warmstart_steps, decay_start
         # All three branches are evaluated; the unused ones may divide by zero harmlessly.
         warming_up = lr_init * ((step + 1e-8 - starting_step) / warm)
         decaying = lr_init / tf.maximum(1.0, (step - start) / (end - start) * intervals)
-        return tf.where(step < starting_step + warm, warming_up,
-                        tf.where(step <= start, lr_init, decaying))
+        return tf.where(step < starting_step + warm, warming_up, tf.where(step <= start, lr_init, decaying))
 
     return learning_rate
 
@@ -67,14 +68,15 @@ class BaseHeadSynthesisModel:
         aux_frame_recon = None
         if config.multi_task_training:
             segmap_logits, aux_frame_recon = tf.split(
-                segmap_logits, [config.num_segmentation_classes, config.output_nc], axis=-1)
-            if config.output_nonlinearity == 'tanh':
+                segmap_logits, [config.num_segmentation_classes, config.output_nc], axis=-1
+            )
+            if config.output_nonlinearity == "tanh":
                 aux_frame_recon = tf.nn.tanh(aux_frame_recon)
         return {
-            'segmap_logits': segmap_logits,
-            'segmap_prob_map': tf.nn.softmax(segmap_logits, axis=-1),
-            'segmap_label_map': tf.math.argmax(segmap_logits, axis=-1, output_type=tf.int32),
-            'aux_frame_recon': aux_frame_recon,
+            "segmap_logits": segmap_logits,
+            "segmap_prob_map": tf.nn.softmax(segmap_logits, axis=-1),
+            "segmap_label_map": tf.math.argmax(segmap_logits, axis=-1, output_type=tf.int32),
+            "aux_frame_recon": aux_frame_recon,
         }
 
     def build_networks(self, batch_size: int = 1):
@@ -85,21 +87,19 @@ class BaseHeadSynthesisModel:
         size = self.config.train_resolution
         channels = 6 if self.config.concat_conditional_inputs_to_encoder else 3
         landmarks = tf.zeros([batch_size, size, size, 3])
-        outputs = self.process(tf.zeros([batch_size, size, size, channels]), landmarks,
-                               training=False)
-        discriminator = self.get_networks().get('discriminator')
+        outputs = self.process(tf.zeros([batch_size, size, size, channels]), landmarks, training=False)
+        discriminator = self.get_networks().get("discriminator")
         if discriminator is not None:
-            discriminator(outputs['output'], landmarks, training=False)
+            discriminator(outputs["output"], landmarks, training=False)
 
     def _adam(self, learning_rate, name):
         # The release was trained with the Keras OptimizerV2 Adam; only its legacy class
         # writes the same checkpoint keys (iter, beta_1, beta_2, decay, m/v slots).
         return tf.keras.optimizers.legacy.Adam(
-            learning_rate=learning_rate, beta_1=self.config.adam_beta1,
-            beta_2=self.config.adam_beta2, name=name)
+            learning_rate=learning_rate, beta_1=self.config.adam_beta1, beta_2=self.config.adam_beta2, name=name
+        )
 
     def get_optimizers(self) -> dict:
         """Optimizers by checkpoint name (empty until `create_optimizers`)."""
-        names = ('g_optimizer', 'd_optimizer', 'g_layout_optimizer')
-        return {name: getattr(self, name) for name in names
-                if getattr(self, name, None) is not None}
+        names = ("g_optimizer", "d_optimizer", "g_layout_optimizer")
+        return {name: getattr(self, name) for name in names if getattr(self, name, None) is not None}

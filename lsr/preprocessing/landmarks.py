@@ -22,6 +22,7 @@ folder exists are skipped. Bad arguments give a one-line error; a clip that cann
 reported on one line and skipped. The default backend is FAN (face-alignment, as the original);
 it imports torch, lazily and only when chosen. `--backend dlib` imports no torch.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,8 @@ from common.errors import InputError, NoFaceError, cli_main
 from common.image import IMAGE_SUFFIXES, list_images, write_image
 from common.progress import progress
 
-MODES = ('videos', 'images')
-SANITY_DIR = 'sanity_fails'
+MODES = ("videos", "images")
+SANITY_DIR = "sanity_fails"
 
 
 def video_frame_indices(n_frames: int, k: int) -> list[int]:
@@ -57,7 +58,7 @@ def pick_video_frames(path: Path, k: int) -> tuple[list[np.ndarray], list[int]]:
         return [], []
     step = n_frames // k + 1
     frames = list(iter_frames(path, every_k=step, max_frames=len(indices)))
-    return frames, indices[:len(frames)]
+    return frames, indices[: len(frames)]
 
 
 def pick_folder_frames(path: Path) -> tuple[list[np.ndarray], list[int]]:
@@ -82,7 +83,7 @@ def draw_clip(frames: list[np.ndarray], detector) -> tuple[list[tuple[np.ndarray
         except NoFaceError:
             failed = True
             continue
-        pairs.append((frame, draw_landmarks(landmarks, frame.shape[:2], 'lsr')))
+        pairs.append((frame, draw_landmarks(landmarks, frame.shape[:2], "lsr")))
     if pairs:
         pairs += [pairs[i] for i in range(len(frames) - len(pairs))]
     return pairs, failed
@@ -94,15 +95,15 @@ def list_clips(data_dir: Path, mode: str) -> list[tuple[str, str, Path]]:
     for person in sorted(p for p in data_dir.iterdir() if p.is_dir()):
         for video in sorted(v for v in person.iterdir() if v.is_dir()):
             for clip in sorted(video.iterdir()):
-                if clip.name.startswith('.'):
+                if clip.name.startswith("."):
                     continue
-                if (mode == 'images') == clip.is_dir():
+                if (mode == "images") == clip.is_dir():
                     clips.append((person.name, video.name, clip))
     return clips
 
 
 def clip_stem(clip: Path) -> str:
-    return clip.name.split('.')[0]
+    return clip.name.split(".")[0]
 
 
 def process_clip(person: str, video: str, clip: Path, args, detector) -> str:
@@ -110,42 +111,49 @@ def process_clip(person: str, video: str, clip: Path, args, detector) -> str:
     stem = clip_stem(clip)
     target = args.output_dir / person / video / stem
     if target.is_dir():
-        return 'exists'
-    if args.mode == 'videos':
+        return "exists"
+    if args.mode == "videos":
         frames, indices = pick_video_frames(clip, args.k)
     else:
         frames, indices = pick_folder_frames(clip)
     pairs, failed = draw_clip(frames, detector)
     if failed:
-        marker = args.output_dir / SANITY_DIR / f'{person}_{video}_{stem}'
+        marker = args.output_dir / SANITY_DIR / f"{person}_{video}_{stem}"
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
     if not pairs:
-        return 'no_face'
-    if args.mode == 'videos' and len(pairs) != args.k:
-        return 'skipped'
-    partial = target.with_name(f'.{stem}.partial')
+        return "no_face"
+    if args.mode == "videos" and len(pairs) != args.k:
+        return "skipped"
+    partial = target.with_name(f".{stem}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     for index, (frame, drawing) in zip(indices, pairs):
-        write_image(partial / f'{index:05d}_contour.png', drawing)
-        write_image(partial / f'{index:05d}_rgb.png', frame)
+        write_image(partial / f"{index:05d}_contour.png", drawing)
+        write_image(partial / f"{index:05d}_rgb.png", frame)
     partial.rename(target)
-    return 'written'
+    return "written"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--data_dir', required=True, type=Path,
-                        help='root holding <person>/<video>/<clip> (video file or frame folder)')
-    parser.add_argument('--output_dir', required=True, type=Path, help='processed-subject root')
-    parser.add_argument('--k', type=int, default=10, help='frames taken per video (videos mode)')
-    parser.add_argument('--mode', default='videos', help='videos | images')
-    parser.add_argument('--backend', default='face_alignment', choices=('face_alignment', 'dlib'),
-                        help='landmark detector; face_alignment (FAN, the original\'s) needs torch')
-    parser.add_argument('--device', default='cpu', help='torch device of the FAN backend')
-    parser.add_argument('--weights_dir', default=None,
-                        help='folder of the FAN weight files (default: the torch hub cache)')
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data_dir", required=True, type=Path, help="root holding <person>/<video>/<clip> (video file or frame folder)"
+    )
+    parser.add_argument("--output_dir", required=True, type=Path, help="processed-subject root")
+    parser.add_argument("--k", type=int, default=10, help="frames taken per video (videos mode)")
+    parser.add_argument("--mode", default="videos", help="videos | images")
+    parser.add_argument(
+        "--backend",
+        default="face_alignment",
+        choices=("face_alignment", "dlib"),
+        help="landmark detector; face_alignment (FAN, the original's) needs torch",
+    )
+    parser.add_argument("--device", default="cpu", help="torch device of the FAN backend")
+    parser.add_argument(
+        "--weights_dir", default=None, help="folder of the FAN weight files (default: the torch hub cache)"
+    )
     return parser
 
 
@@ -155,28 +163,29 @@ def main(argv=None) -> int:
     if args.mode not in MODES:
         raise InputError(f"--mode must be one of {', '.join(MODES)}, got {args.mode!r}")
     if args.k < 1:
-        raise InputError(f'--k must be >= 1, got {args.k}')
+        raise InputError(f"--k must be >= 1, got {args.k}")
     if not args.data_dir.is_dir():
-        raise InputError(f'{args.data_dir}: data directory not found')
+        raise InputError(f"{args.data_dir}: data directory not found")
     clips = list_clips(args.data_dir, args.mode)
     if not clips:
-        what = 'video files' if args.mode == 'videos' else 'frame folders'
-        raise InputError(f'{args.data_dir}: no <person>/<video>/<clip> {what} found')
+        what = "video files" if args.mode == "videos" else "frame folders"
+        raise InputError(f"{args.data_dir}: no <person>/<video>/<clip> {what} found")
     from common.landmarks import LandmarkDetector  # FAN imports torch only when chosen
 
-    detector = LandmarkDetector(backend=args.backend, device=args.device, flip_input=False,
-                                weights_dir=args.weights_dir, main_face='first')
-    counts = dict.fromkeys(('written', 'exists', 'skipped', 'no_face', 'unreadable'), 0)
-    for person, video, clip in progress(clips, desc='landmarks'):
+    detector = LandmarkDetector(
+        backend=args.backend, device=args.device, flip_input=False, weights_dir=args.weights_dir, main_face="first"
+    )
+    counts = dict.fromkeys(("written", "exists", "skipped", "no_face", "unreadable"), 0)
+    for person, video, clip in progress(clips, desc="landmarks"):
         try:
             outcome = process_clip(person, video, clip, args, detector)
         except InputError as exc:
             print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-            outcome = 'unreadable'
+            outcome = "unreadable"
         counts[outcome] += 1
-    print('clips: ' + ', '.join(f'{v} {k.replace("_", " ")}' for k, v in counts.items()))
+    print("clips: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
     return 0
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

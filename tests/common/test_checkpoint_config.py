@@ -1,4 +1,6 @@
 """common.checkpoint and common.config: atomic saves, safe loads, strict reports, key checks."""
+
+import pickle
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ def test_save_is_atomic_and_roundtrips(tmp_path):
 
 def test_failed_save_keeps_previous_file(tmp_path):
     path = ck.save_checkpoint({"step": 1}, tmp_path / "a.pt")
-    with pytest.raises(Exception):
+    with pytest.raises((pickle.PicklingError, AttributeError)):  # either, by Python version
         ck.save_checkpoint({"bad": lambda: 0}, path)  # lambdas cannot be pickled
     assert ck.load_checkpoint(path) == {"step": 1}
     assert len(list(tmp_path.iterdir())) == 1
@@ -72,8 +74,7 @@ def test_merge_config_overrides_and_rejects_unknown_keys():
     assert DEFAULTS["model"]["depth"] == 4  # defaults untouched
     with pytest.raises(InputError, match=r"unknown key 'model.dept' \(did you mean 'depth'\?\)"):
         merge_config(DEFAULTS, {"model": {"dept": 2}})
-    open_cfg = merge_config(DEFAULTS, {"training": {"loss_weights": {"vgg": 2}}},
-                            open_keys=("training.loss_weights",))
+    open_cfg = merge_config(DEFAULTS, {"training": {"loss_weights": {"vgg": 2}}}, open_keys=("training.loss_weights",))
     assert open_cfg["training"]["loss_weights"] == {"vgg": 2}
 
 

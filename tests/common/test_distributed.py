@@ -1,4 +1,5 @@
 """common.distributed: one device convention, single-process runs unwrapped."""
+
 import argparse
 
 import pytest

@@ -1,4 +1,5 @@
 """Landmark drawings: exact pixels per style, and the originals' call sequences on real landmarks."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -155,15 +156,24 @@ def test_vpgc68_binary_cv2_lines_closed_eyes_and_mouth():
     assert img.shape == (512, 512) and img.dtype == np.uint8
     assert set(np.unique(img)) == {0, 255}
     assert img[EYE_GAP] == 255 and img[LIP_GAP] == 255  # 41->36 and 59->48 closed
-    assert img[150, 96] == 255                          # inner mouth drawn (point 60)
-    assert img[40, 110] == 0                            # brows are open: nothing joins 21 and 22
+    assert img[150, 96] == 255  # inner mouth drawn (point 60)
+    assert img[40, 110] == 0  # brows are open: nothing joins 21 and 22
     assert img[150, 200] == 0 and img[300, 300] == 0
 
 
 def test_vpgc68_matches_the_originals_loop_and_truncates(real68):
     r = lambda a, b: list(range(a, b))  # noqa: E731
-    chains = [(r(48, 60), True), (r(60, 68), True), (r(36, 42), True), (r(42, 48), True), (r(17, 22), False),
-              (r(22, 27), False), (r(27, 31), False), (r(31, 36), False), (r(0, 17), False)]
+    chains = [
+        (r(48, 60), True),
+        (r(60, 68), True),
+        (r(36, 42), True),
+        (r(42, 48), True),
+        (r(17, 22), False),
+        (r(22, 27), False),
+        (r(27, 31), False),
+        (r(31, 36), False),
+        (r(0, 17), False),
+    ]
     lm = real68 * 2
     assert np.array_equal(draw_landmarks(lm, 512, "vpgc68"), vpgc_reference(lm, chains))
     grid = np.round(face68())
@@ -171,10 +181,17 @@ def test_vpgc68_matches_the_originals_loop_and_truncates(real68):
     assert not np.array_equal(draw_landmarks(grid + 1.0, 256, "vpgc68"), draw_landmarks(grid, 256, "vpgc68"))
 
 
-VPGC86 = [([66, 72, 67, 68, 69, 73, 70, 74, 85, 71, 84, 75], True), ([76, 78, 79, 80, 77, 83, 82, 81], True),
-          ([35, 36, 41, 37, 38, 39, 42, 40], True), ([43, 44, 49, 45, 46, 47, 50, 48], True),
-          ([17, 18, 19, 20, 21, 25, 24, 23, 22], True), ([26, 27, 28, 29, 30, 34, 33, 32, 31], True),
-          ([51, 52, 53, 54], False), ([57, 59, 61, 62, 63, 64, 65, 60, 58], False), (list(range(17)), False)]
+VPGC86 = [
+    ([66, 72, 67, 68, 69, 73, 70, 74, 85, 71, 84, 75], True),
+    ([76, 78, 79, 80, 77, 83, 82, 81], True),
+    ([35, 36, 41, 37, 38, 39, 42, 40], True),
+    ([43, 44, 49, 45, 46, 47, 50, 48], True),
+    ([17, 18, 19, 20, 21, 25, 24, 23, 22], True),
+    ([26, 27, 28, 29, 30, 34, 33, 32, 31], True),
+    ([51, 52, 53, 54], False),
+    ([57, 59, 61, 62, 63, 64, 65, 60, 58], False),
+    (list(range(17)), False),
+]
 
 
 def face86() -> np.ndarray:
@@ -196,7 +213,7 @@ def test_vpgc86_chains_closed_and_open():
         return img[gap(lm, a, b)]
 
     assert at(22, 17) == 255 and at(31, 26) == 255  # brows: closed loops, lower edge back to 17/26
-    assert at(21, 25) == 255 and at(21, 22) == 0    # ... which turn at 21 -> 25
+    assert at(21, 25) == 255 and at(21, 22) == 0  # ... which turn at 21 -> 25
     assert at(40, 35) == 255 and at(48, 43) == 255  # 8-point eyes closed, order 35, 36, 41, 37...
     assert at(36, 41) == 255 and at(36, 37) == 0
     assert at(75, 66) == 255 and at(81, 76) == 255  # mouths closed

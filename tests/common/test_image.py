@@ -1,10 +1,11 @@
 """common.image: file round trips, range conversions and one-line errors."""
+
 import numpy as np
 import pytest
+from numerics import ROUNDING, assert_close
 
 from common.errors import InputError, cli_main
 from common.image import image_to_tensor, list_images, read_image, tensor_to_image, to_float, to_uint8, write_image
-from numerics import ROUNDING, assert_close
 
 
 def test_png_roundtrip_is_exact_and_atomic(tmp_path, astronaut):

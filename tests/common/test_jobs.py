@@ -1,4 +1,5 @@
 """common.jobs: results in item order, bad inputs collected, a dead worker is an error."""
+
 import os
 
 import pytest

@@ -1,4 +1,5 @@
 """Landmarks from the real dlib models on real photos; FAN's offline weight handling."""
+
 from __future__ import annotations
 
 import socket
@@ -8,8 +9,15 @@ import pytest
 
 from common.errors import InputError, NoFaceError
 from common.image import read_image, write_image
-from common.landmarks import (FAN_FILE, SFD_FILE, LandmarkDetector, face_descriptor, load_landmarks,
-                              named_frames, save_landmarks)
+from common.landmarks import (
+    FAN_FILE,
+    SFD_FILE,
+    LandmarkDetector,
+    face_descriptor,
+    load_landmarks,
+    named_frames,
+    save_landmarks,
+)
 
 # dlib's points are whole pixels and move with its HOG box, which other CPUs or builds may place a
 # window step (4-6 px here) away: predicting from boxes moved by up to 6 px and scaled by 13% moved
@@ -41,6 +49,7 @@ def camera():
 @pytest.fixture
 def offline(monkeypatch):
     """Any attempt to open a network connection fails the test."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("tried to use the network")
 
@@ -204,8 +213,14 @@ def test_fan_missing_weights_is_one_line_error_without_download(empty_torch_home
         LandmarkDetector(backend="face_alignment")
     message = str(info.value)
     assert "\n" not in message
-    for part in (FAN_FILE, f"https://www.adrianbulat.com/downloads/python-fan/{FAN_FILE}", SFD_FILE,
-                 str(empty_torch_home / "checkpoints"), "--fan_weights", "--backend dlib"):
+    for part in (
+        FAN_FILE,
+        f"https://www.adrianbulat.com/downloads/python-fan/{FAN_FILE}",
+        SFD_FILE,
+        str(empty_torch_home / "checkpoints"),
+        "--fan_weights",
+        "--backend dlib",
+    ):
         assert part in message
     assert not (empty_torch_home / "checkpoints").exists()  # nothing was created or fetched
 

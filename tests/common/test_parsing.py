@@ -1,22 +1,32 @@
 """common.parsing: official state_dict layouts, strict loading, preprocessing, inference shapes,
 LSR's oracle merge rule and the palettes. Networks are random-initialised (the official weights
 are not on any registry); the fixed seed makes every run identical."""
+
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
+from numerics import FORWARD, assert_close
 from PIL import Image
 
 from common.errors import CheckpointMismatchError, InputError
 from common.image import image_to_tensor
-from common.parsing import (BISENET_LABELS, BISENET_TO_CELEBAMASK, CELEBAMASK_LABELS,
-                            CELEBAMASK_PALETTE, LSR_PALETTE, colorize, load_parser, lsr_merge,
-                            lsr_oracle_segmentation, resize_labels)
+from common.parsing import (
+    BISENET_LABELS,
+    BISENET_TO_CELEBAMASK,
+    CELEBAMASK_LABELS,
+    CELEBAMASK_PALETTE,
+    LSR_PALETTE,
+    colorize,
+    load_parser,
+    lsr_merge,
+    lsr_oracle_segmentation,
+    resize_labels,
+)
 from common.parsing.bisenet import BiSeNet
 from common.parsing.unet import CelebAMaskUNet
-from numerics import FORWARD, assert_close
 
 # (key, shape) pairs of the released checkpoints, read from the original model definitions.
 UNET_KEYS = {
@@ -94,10 +104,13 @@ def bisenet(checkpoints):
     return load_parser("bisenet", checkpoints["bisenet"][0], imsize=128)
 
 
-@pytest.mark.parametrize("network, entries, params, keys", [
-    (CelebAMaskUNet, 136, 1_944_355, UNET_KEYS),
-    (lambda: BiSeNet(19), 191, 13_300_416, BISENET_KEYS),
-])
+@pytest.mark.parametrize(
+    "network, entries, params, keys",
+    [
+        (CelebAMaskUNet, 136, 1_944_355, UNET_KEYS),
+        (lambda: BiSeNet(19), 191, 13_300_416, BISENET_KEYS),
+    ],
+)
 def test_state_dict_layout_is_the_official_one(network, entries, params, keys):
     net = network()
     state = net.state_dict()
@@ -196,8 +209,7 @@ def test_batch_matches_single_images(unet, astronaut):
         # a batch of two may take other kernel blockings than a batch of one
         assert_close(logits, single_logits, FORWARD, "batch vs single logits")
         tolerance = 2 * FORWARD * float(single_logits.abs().max())  # two logits may each move by FORWARD
-        agree_but_near_ties(small_labels, unet.parse(image, imsize=64, at_input_size=False), single_logits,
-                            tolerance)
+        agree_but_near_ties(small_labels, unet.parse(image, imsize=64, at_input_size=False), single_logits, tolerance)
 
 
 def test_bad_inputs_are_one_line_errors(unet, astronaut):
@@ -214,22 +226,37 @@ def _nearest_index(src: int, dst: int) -> np.ndarray:
 
 
 def test_lsr_merge_rule_on_hand_made_maps():
-    a = np.array([[13, 13, 0, 0],   # the "256" run
-                  [13, 1, 1, 0],
-                  [17, 17, 2, 0],
-                  [18, 18, 18, 0]], np.uint8)
-    b_grid = np.array([[0, 14, 13, 0],   # what the "512" run says on the 256 grid
-                       [1, 1, 4, 0],
-                       [1, 1, 1, 0],
-                       [16, 1, 0, 10]], np.uint8)
+    a = np.array(
+        [
+            [13, 13, 0, 0],  # the "256" run
+            [13, 1, 1, 0],
+            [17, 17, 2, 0],
+            [18, 18, 18, 0],
+        ],
+        np.uint8,
+    )
+    b_grid = np.array(
+        [
+            [0, 14, 13, 0],  # what the "512" run says on the 256 grid
+            [1, 1, 4, 0],
+            [1, 1, 1, 0],
+            [16, 1, 0, 10],
+        ],
+        np.uint8,
+    )
     # Nearest 2x downsampling keeps the even pixels; the odd ones hold r_eye (5), which would
     # leak into the result if the wrong pixels were sampled.
     b = np.full((8, 8), 5, np.uint8)
     b[::2, ::2] = b_grid
-    expected = np.array([[13, 14, 0, 0],   # hair from a unless b has a face label (hat) there
-                         [1, 1, 4, 0],     # a's own face labels never count
-                         [17, 17, 1, 0],   # neck and cloth from a win over everything
-                         [18, 18, 18, 10]], np.uint8)
+    expected = np.array(
+        [
+            [13, 14, 0, 0],  # hair from a unless b has a face label (hat) there
+            [1, 1, 4, 0],  # a's own face labels never count
+            [17, 17, 1, 0],  # neck and cloth from a win over everything
+            [18, 18, 18, 10],
+        ],
+        np.uint8,
+    )
     np.testing.assert_array_equal(lsr_merge(a, b, size=4), expected)
 
 
@@ -247,8 +274,10 @@ class _StubParser:
 
     def __init__(self):
         rng = np.random.default_rng(0)
-        self.maps = {256: rng.integers(0, 19, (256, 256), dtype=np.uint8),
-                     512: rng.integers(0, 19, (512, 512), dtype=np.uint8)}
+        self.maps = {
+            256: rng.integers(0, 19, (256, 256), dtype=np.uint8),
+            512: rng.integers(0, 19, (512, 512), dtype=np.uint8),
+        }
         self.calls = []
 
     def parse(self, image, imsize, at_input_size):
@@ -261,8 +290,12 @@ def test_lsr_oracle_runs_256_and_512_and_returns_224_maps():
     result = lsr_oracle_segmentation(stub, np.zeros((224, 224, 3), np.uint8))
     assert stub.calls == [((224, 224, 3), 256, False), ((224, 224, 3), 512, False)]
     np.testing.assert_array_equal(result.merged, lsr_merge(stub.maps[256], stub.maps[512]))
-    np.testing.assert_array_equal(result.segmap_256, stub.maps[256][np.ix_(_nearest_index(256, 224), _nearest_index(256, 224))])
-    np.testing.assert_array_equal(result.segmap_512, stub.maps[512][np.ix_(_nearest_index(512, 224), _nearest_index(512, 224))])
+    np.testing.assert_array_equal(
+        result.segmap_256, stub.maps[256][np.ix_(_nearest_index(256, 224), _nearest_index(256, 224))]
+    )
+    np.testing.assert_array_equal(
+        result.segmap_512, stub.maps[512][np.ix_(_nearest_index(512, 224), _nearest_index(512, 224))]
+    )
 
 
 class _Recording:

@@ -1,4 +1,5 @@
 """common.runlog: CSV rows and TensorBoard events, with TensorFlow never imported."""
+
 import csv
 import subprocess
 import sys
@@ -39,5 +40,9 @@ def test_csv_and_tensorboard_events_without_tensorflow(tmp_path):
     assert tensorflow_loaded == "False"
     with (tmp_path / "log.csv").open() as handle:
         rows = list(csv.reader(handle))
-    assert rows == [["split", "it", "name", "value"], ["train", "0", "loss", "1.5"], ["train", "0", "lr", "0.0001"],
-                    ["val", "10", "psnr", "21.0"]]
+    assert rows == [
+        ["split", "it", "name", "value"],
+        ["train", "0", "loss", "1.5"],
+        ["train", "0", "lr", "0.0001"],
+        ["val", "10", "psnr", "21.0"],
+    ]

@@ -1,5 +1,6 @@
 """common.sample: the sample's frames in order with their landmark / label paths, one-line errors
 that say how to build the sample, and the fps from meta.json."""
+
 import json
 
 import numpy as np

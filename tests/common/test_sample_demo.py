@@ -1,4 +1,5 @@
 """common.sample_demo: shared make-demo arguments, the time-boxed fit and the README."""
+
 import argparse
 
 import pytest
@@ -43,5 +44,9 @@ def test_fit_stops_near_the_time_limit(monkeypatch):
 def test_readme(tmp_path):
     text = write_readme(tmp_path, "QUICK FIT", tmp_path / "sample", "3 frames -> out")
     assert (tmp_path / "README.txt").read_text() == text
-    assert text.splitlines() == ["QUICK FIT", f"source: {tmp_path}/sample/source.png",
-                                 f"driving: {tmp_path}/sample/driving", "3 frames -> out"]
+    assert text.splitlines() == [
+        "QUICK FIT",
+        f"source: {tmp_path}/sample/source.png",
+        f"driving: {tmp_path}/sample/driving",
+        "3 frames -> out",
+    ]

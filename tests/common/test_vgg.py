@@ -1,9 +1,12 @@
 """common.vgg torch side: the caffemodel reader, the converters and the perceptual loss."""
+
 import json
 
 import numpy as np
 import pytest
 import torch
+from numerics import ROUNDING, assert_close
+from synthetic_caffe import encode_caffemodel, random_vgg_layers
 
 from common.checkpoint import save_checkpoint
 from common.errors import InputError
@@ -11,8 +14,6 @@ from common.vgg.caffemodel import read_caffemodel
 from common.vgg.convert import caffe_weights, keras_weights, metadata, torch_state, write_metadata
 from common.vgg.layouts import VGG19, VGGFACE, VGGArch
 from common.vgg.torch_vgg import PerceptualLoss, VGGFeatures, layer_names, load_vgg, save_state_dict
-from numerics import ROUNDING, assert_close
-from synthetic_caffe import encode_caffemodel, random_vgg_layers
 
 
 def write(tmp_path, layers, name="net.caffemodel", **kwargs):
@@ -73,24 +74,33 @@ def full_size_blobs(arch):
     """Zero-stride placeholders with the official V1 blob shapes: full-size layouts, no memory."""
     blobs, in_ch = {}, 3
     for name, width in zip(arch.conv_names, arch.channels):
-        blobs[name] = [np.broadcast_to(np.float32(0), (width, in_ch, 3, 3)), np.broadcast_to(np.float32(0), (1, 1, 1, width))]
+        blobs[name] = [
+            np.broadcast_to(np.float32(0), (width, in_ch, 3, 3)),
+            np.broadcast_to(np.float32(0), (1, 1, 1, width)),
+        ]
         in_ch = width
     for name, (out, inp) in arch.fc_shapes.items():
         blobs[name] = [np.broadcast_to(np.float32(0), (1, 1, out, inp)), np.broadcast_to(np.float32(0), (1, 1, 1, out))]
     return blobs
 
 
-@pytest.mark.parametrize("arch, convs, linear_in, classes, numel", [
-    (VGG19, (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34), 25088, 1000, 143_667_240),
-    (VGGFACE, (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28), 25088, 2622, 145_002_878),
-])
+@pytest.mark.parametrize(
+    "arch, convs, linear_in, classes, numel",
+    [
+        (VGG19, (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34), 25088, 1000, 143_667_240),
+        (VGGFACE, (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28), 25088, 2622, 145_002_878),
+    ],
+)
 def test_full_size_layouts_have_the_official_keys_and_shapes(arch, convs, linear_in, classes, numel):
     weights = caffe_weights(full_size_blobs(arch), arch)
     fsth = torch_state(weights, arch, "fsth")  # what FSTH's VGGNetwork loads strictly
-    assert list(fsth) == [f"conv_layers.{i}.{p}" for i in convs for p in ("weight", "bias")] + \
-        [f"linear_layers.{i}.{p}" for i in (0, 3, 6) for p in ("weight", "bias")]
+    assert list(fsth) == [f"conv_layers.{i}.{p}" for i in convs for p in ("weight", "bias")] + [
+        f"linear_layers.{i}.{p}" for i in (0, 3, 6) for p in ("weight", "bias")
+    ]
     assert sum(v.size for v in fsth.values()) == numel
-    assert fsth["linear_layers.0.weight"].shape == (4096, linear_in) and fsth["linear_layers.6.bias"].shape == (classes,)
+    assert fsth["linear_layers.0.weight"].shape == (4096, linear_in) and fsth["linear_layers.6.bias"].shape == (
+        classes,
+    )
     tv = torch_state(weights, arch)
     assert list(tv) == [k.replace("conv_layers", "features").replace("linear_layers", "classifier") for k in fsth]
     kernels = keras_weights(weights, arch, fc_as_conv=True)
@@ -127,7 +137,11 @@ def test_converters_move_every_value_where_it_belongs(tiny_vgg, tmp_path):
     sidecar = write_metadata(tmp_path / "w.pth", metadata(VGGFACE, "torch", "VGG_FACE.caffemodel"))
     assert sidecar.name == "w.pth.json"
     assert json.loads(sidecar.read_text())["input"] == {
-        "channels": "BGR", "range": [0, 255], "mean_bgr": [93.594, 104.7624, 129.1863], "std": [1.0, 1.0, 1.0]}
+        "channels": "BGR",
+        "range": [0, 255],
+        "mean_bgr": [93.594, 104.7624, 129.1863],
+        "std": [1.0, 1.0, 1.0],
+    }
 
 
 def test_layer_tables_match_the_official_networks():
@@ -137,7 +151,12 @@ def test_layer_tables_match_the_official_networks():
     assert layer_names(VGGFACE)["conv5_1"] == 24
     model = VGGFeatures("vgg19")
     assert sum(p.numel() for p in model.parameters()) == 20_024_384  # VGG19's convolutions
-    assert list(model.state_dict())[:4] == ["features.0.weight", "features.0.bias", "features.2.weight", "features.2.bias"]
+    assert list(model.state_dict())[:4] == [
+        "features.0.weight",
+        "features.0.bias",
+        "features.2.weight",
+        "features.2.bias",
+    ]
 
 
 def test_features_apply_caffe_preprocessing(tiny_vgg):
@@ -178,8 +197,14 @@ def test_perceptual_loss_equals_a_hand_computed_value(tmp_path):
 def test_perceptual_loss_matches_its_features_and_is_frozen(tmp_path, tiny_vgg):
     torch.manual_seed(0)
     reference = VGGFeatures(tiny_vgg)
-    state = torch_state({n: (reference.features[i].weight.detach().numpy(), reference.features[i].bias.detach().numpy())
-                         for n, i in tiny_vgg.conv_indices.items()}, tiny_vgg, "fsth")
+    state = torch_state(
+        {
+            n: (reference.features[i].weight.detach().numpy(), reference.features[i].bias.detach().numpy())
+            for n, i in tiny_vgg.conv_indices.items()
+        },
+        tiny_vgg,
+        "fsth",
+    )
     path = save_state_dict(state, tmp_path / "tiny_fsth.pth")  # the FSTH layout loads too
     loss = PerceptualLoss(path, tiny_vgg, layer_weights=(1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0))
     x, y = torch.rand(2, 3, 32, 32, requires_grad=True), torch.rand(2, 3, 32, 32, requires_grad=True)
@@ -194,8 +219,11 @@ def test_perceptual_loss_matches_its_features_and_is_frozen(tmp_path, tiny_vgg):
 
 
 def test_missing_or_wrong_weights_are_one_line_errors(tmp_path):
-    with pytest.raises(InputError, match=r"vgg19.pth: VGG weights not found; download VGG_ILSVRC_19_layers.caffemodel "
-                                         r"\(http://www.robots.ox.ac.uk/.*python -m tools.convert_vgg"):
+    with pytest.raises(
+        InputError,
+        match=r"vgg19.pth: VGG weights not found; download VGG_ILSVRC_19_layers.caffemodel "
+        r"\(http://www.robots.ox.ac.uk/.*python -m tools.convert_vgg",
+    ):
         load_vgg(tmp_path / "vgg19.pth")
     with pytest.raises(InputError, match="vgg_face_caffe.tar.gz.*--arch vggface"):
         PerceptualLoss(tmp_path / "vggface.pth", "vggface")

@@ -1,10 +1,13 @@
 """common.vgg Keras side: the .h5 files load into the models LSR uses and agree with Caffe and torch."""
+
 import json
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import torch  # torch and TF share a process fine; only the `tfrecord` package clashes with TF
+from numerics import FORWARD, ROUNDING, assert_close
+from synthetic_caffe import encode_caffemodel, random_vgg_layers
 
 from common.errors import InputError
 from common.vgg import layouts
@@ -13,8 +16,6 @@ from common.vgg.convert import caffe_weights, torch_state
 from common.vgg.keras_vgg import VGGFACE_LOGITS_INDEX, VGGFACE_RECON_INDICES, VGGFaceModel, write_vgg19_notop
 from common.vgg.layouts import VGG19
 from common.vgg.torch_vgg import VGGFeatures
-from numerics import FORWARD, ROUNDING, assert_close
-from synthetic_caffe import encode_caffemodel, random_vgg_layers
 from tools.convert_vgg import convert
 
 RECON_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]

@@ -1,4 +1,5 @@
 """common.video: real codecs, exact where lossless, one-line errors on bad input."""
+
 import os
 import subprocess
 import sys
@@ -22,7 +23,7 @@ def clip(astronaut):
     A face, as this repository encodes. (Below it, the flag patches' fine colour detail caps
     yuv420p at 36 dB even with lossless crf 0.)
     """
-    return np.stack([astronaut[10 + 3 * i: 266 + 3 * i, 120 + 2 * i: 376 + 2 * i] for i in range(24)])
+    return np.stack([astronaut[10 + 3 * i : 266 + 3 * i, 120 + 2 * i : 376 + 2 * i] for i in range(24)])
 
 
 def psnr(a, b):
@@ -37,8 +38,9 @@ def test_h264_roundtrip(tmp_path, clip):
     path = video.write_video(tmp_path / "c.mp4", iter(clip), fps=30)
     assert path == tmp_path / "c.mp4"
     info = video.video_info(path)
-    assert info == video.VideoInfo(fps=30.0, frames=24, width=256, height=256, codec="h264",
-                                   pix_fmt="yuv420p", rotation=0)
+    assert info == video.VideoInfo(
+        fps=30.0, frames=24, width=256, height=256, codec="h264", pix_fmt="yuv420p", rotation=0
+    )
     back = video.read_video(path)
     assert back.shape == clip.shape and back.dtype == np.uint8
     assert psnr(back, clip) > 35  # 37.8-38.0 dB with 1-16 threads
@@ -61,8 +63,9 @@ def test_streaming_with_every_k_and_max_frames(tmp_path, clip):
         video.iter_frames(mp4, every_k=0)
 
 
-@pytest.mark.parametrize("suffix,codec", [(".mkv", "libx264"), (".mov", "libx264"), (".avi", "mpeg4"),
-                                          (".webm", "libvpx-vp9")])
+@pytest.mark.parametrize(
+    "suffix,codec", [(".mkv", "libx264"), (".mov", "libx264"), (".avi", "mpeg4"), (".webm", "libvpx-vp9")]
+)
 def test_other_containers(tmp_path, clip, suffix, codec):
     small = clip[:6, ::4, ::4]
     path = video.write_video(tmp_path / f"c{suffix}", small, fps=24, codec=codec, options={"b": "2M"})
@@ -121,8 +124,9 @@ def test_exr_disabled_codec_says_what_to_do(tmp_path):
     )
     env = {k: v for k, v in os.environ.items() if k != "OPENCV_IO_ENABLE_OPENEXR"}
     env["PYTHONPATH"] = str(ROOT)
-    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True,
-                         text=True, timeout=60).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    ).stdout
     assert "Start Python with OPENCV_IO_ENABLE_OPENEXR=1" in out
     assert not (tmp_path / "y.exr").exists()
 
@@ -167,10 +171,26 @@ def test_rotated_phone_video_is_turned_upright(tmp_path, clip):
     # to within that (identical here, 41 dB from the source) while a wrong turn or flip is 12 dB.
     video.write_video(tmp_path / "flat.mp4", clip[:2, :64, :96], crf=0)
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
-    subprocess.run([ffmpeg, "-loglevel", "error", "-display_rotation", "90", "-i", tmp_path / "flat.mp4",
-                    "-c", "copy", tmp_path / "rot.mp4"], check=True)
-    raw = subprocess.run([ffmpeg, "-loglevel", "error", "-i", tmp_path / "rot.mp4", "-f", "rawvideo",
-                          "-pix_fmt", "rgb24", "-"], check=True, capture_output=True).stdout
+    subprocess.run(
+        [
+            ffmpeg,
+            "-loglevel",
+            "error",
+            "-display_rotation",
+            "90",
+            "-i",
+            tmp_path / "flat.mp4",
+            "-c",
+            "copy",
+            tmp_path / "rot.mp4",
+        ],
+        check=True,
+    )
+    raw = subprocess.run(
+        [ffmpeg, "-loglevel", "error", "-i", tmp_path / "rot.mp4", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        check=True,
+        capture_output=True,
+    ).stdout
     info = video.video_info(tmp_path / "rot.mp4")
     assert (info.width, info.height, info.rotation) == (64, 96, 90)
     frames = video.read_video(tmp_path / "rot.mp4")
@@ -236,9 +256,28 @@ def test_mux_audio_copies_the_sound_and_keeps_the_pictures(tmp_path):
 
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     talking = tmp_path / "talking.mp4"
-    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=10",
-                    "-f", "lavfi", "-i", "sine=frequency=440", "-t", "1", "-shortest", "-pix_fmt", "yuv420p",
-                    str(talking)], check=True)
+    subprocess.run(
+        [
+            ffmpeg,
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=64x64:rate=10",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440",
+            "-t",
+            "1",
+            "-shortest",
+            "-pix_fmt",
+            "yuv420p",
+            str(talking),
+        ],
+        check=True,
+    )
     frames = [np.full((64, 64, 3), 20 * i, np.uint8) for i in range(10)]
     result = video.write_video(tmp_path / "result.mp4", frames, fps=10)
     before = video.read_video(result)

@@ -3,11 +3,12 @@
 A plain module rather than a conftest.py: test folders here have no __init__.py, so every
 conftest is imported under the one name `conftest` and a second one would shadow the root's.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 

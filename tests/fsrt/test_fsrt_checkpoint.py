@@ -1,15 +1,16 @@
 """fsrt.checkpoint: the official file layouts load strictly, mismatches are one-line errors."""
+
 from __future__ import annotations
 
 import pytest
 import torch
+from fsrt_testlib import load_manifest, state_from_manifest
 
 from common.checkpoint import load_strict
 from common.errors import CheckpointMismatchError, InputError
 from fsrt.checkpoint import FSRT_PARTS, load_fsrt, load_kp_detector, load_pretrained, save_fsrt
 from fsrt.config import load_config
 from fsrt.model import FSRT, MultiScaleDiscriminator, SmallImprovedFSRTDecoder
-from fsrt_testlib import load_manifest, state_from_manifest
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +31,16 @@ def official(manifest, tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("official")
     entry = manifest["configs"]["vox256"]
     parts = {part: state_from_manifest(entry["loaded_by_demo"][part], seed=i) for i, part in enumerate(FSRT_PARTS)}
-    content = {"epoch_it": 3, "it": 1234, "t": 5.5, "loss_val_best": 31.2, "run_id": None, **parts,
-               "optimizer": {"state": {}, "param_groups": [{"lr": 1e-4, "params": list(range(111))}]},
-               "discriminator": state_from_manifest(entry["training_only"]["discriminator"], seed=9)}
+    content = {
+        "epoch_it": 3,
+        "it": 1234,
+        "t": 5.5,
+        "loss_val_best": 31.2,
+        "run_id": None,
+        **parts,
+        "optimizer": {"state": {}, "param_groups": [{"lr": 1e-4, "params": list(range(111))}]},
+        "discriminator": state_from_manifest(entry["training_only"]["discriminator"], seed=9),
+    }
     kp_state = state_from_manifest(manifest["kp_detector.pt"]["state_dict"], seed=5)
     torch.save(content, folder / "vox256.pt")
     torch.save(kp_state, folder / "kp_detector.pt")
@@ -70,7 +78,9 @@ def test_load_fsrt_returns_the_training_entries(official, model):
 def test_two_source_config_has_the_two_source_layout(manifest):
     model = FSRT(**load_config("vox256_2Source")["model"])
     for part in FSRT_PARTS:
-        expected = [(t["name"], t["shape"]) for t in manifest["configs"]["vox256_2Source"]["loaded_by_demo"][part]["tensors"]]
+        expected = [
+            (t["name"], t["shape"]) for t in manifest["configs"]["vox256_2Source"]["loaded_by_demo"][part]["tensors"]
+        ]
         assert [(k, list(v.shape)) for k, v in getattr(model, part).state_dict().items()] == expected
 
 
@@ -110,10 +120,14 @@ def test_mismatches_are_one_line_errors(official, model, tmp_path):
     assert "bad.pt [decoder]" in message and "1 missing: render_mlp.8.bias" in message
     assert "render_mlp.8.weight (4, 1536) vs (3, 1536)" in message
 
-    with pytest.raises(CheckpointMismatchError, match="not an FSRT checkpoint, no encoder, decoder, "
-                                                      "expression_encoder entry .found: predictor"):
+    with pytest.raises(
+        CheckpointMismatchError,
+        match="not an FSRT checkpoint, no encoder, decoder, expression_encoder entry .found: predictor",
+    ):
         load_fsrt(model, official["kp"])
-    with pytest.raises(CheckpointMismatchError, match=r"does not match KPDetector: 73 missing: .* 10 unexpected: epoch_it"):
+    with pytest.raises(
+        CheckpointMismatchError, match=r"does not match KPDetector: 73 missing: .* 10 unexpected: epoch_it"
+    ):
         load_kp_detector(official["fsrt"])
     with pytest.raises(InputError, match="none.pt: checkpoint file not found; .*andrerochow/fsrt"):
         load_kp_detector(tmp_path / "none.pt")
@@ -122,8 +136,11 @@ def test_mismatches_are_one_line_errors(official, model, tmp_path):
 def test_save_fsrt_round_trips_the_official_layout(tmp_path):
     torch.manual_seed(0)
     octaves = {"pix_octaves": 2, "kp_octaves": 1}
-    small = dict(encoder_kwargs={"num_conv_blocks": 1, "num_att_blocks": 1, **octaves},
-                 decoder_kwargs={"num_att_blocks": 1, **octaves}, expression_size=16)
+    small = dict(
+        encoder_kwargs={"num_conv_blocks": 1, "num_att_blocks": 1, **octaves},
+        decoder_kwargs={"num_att_blocks": 1, **octaves},
+        expression_size=16,
+    )
     model, disc = FSRT(**small), MultiScaleDiscriminator([1], block_expansion=8, max_features=16)
     optimizer = torch.optim.Adam(model.parameters())
     path = save_fsrt(tmp_path / "model.pt", model, it=7, optimizer=optimizer, discriminator=disc)

@@ -1,4 +1,5 @@
 """fsrt.config: the bundled YAMLs hold the original values; unknown keys are errors."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,9 +14,16 @@ def test_bundled_configs_hold_the_original_values():
     assert cfg["data"]["num_src"] == 1 and cfg["data"]["dataset"] == "vox"
     assert cfg["data"]["num_pixels_phase1"] == 4096 and cfg["data"]["num_pixels"] == 16384
     assert cfg["data"]["augmentation_params"]["jitter_param"]["hue"] == 0.1
-    assert cfg["model"]["encoder_kwargs"] == {"pix_octaves": 16, "pix_start_octave": -1, "kp_octaves": 4,
-                                              "kp_start_octave": -1, "encode_with_expression": True,
-                                              "num_conv_blocks": 3, "num_att_blocks": 5, "num_kp": 10}
+    assert cfg["model"]["encoder_kwargs"] == {
+        "pix_octaves": 16,
+        "pix_start_octave": -1,
+        "kp_octaves": 4,
+        "kp_start_octave": -1,
+        "encode_with_expression": True,
+        "num_conv_blocks": 3,
+        "num_att_blocks": 5,
+        "num_kp": 10,
+    }
     assert cfg["model"]["small_decoder"] is False and cfg["model"]["expression_size"] == 256
     assert cfg["discriminator"]["disc_kwargs"]["kp_variance"] == 0.01
     assert cfg["discriminator"]["scales"] == [1]
@@ -48,7 +56,9 @@ def test_config_names_resolve_to_the_bundled_folder(tmp_path, monkeypatch):
 def test_unknown_key_names_the_closest_valid_one(tmp_path):
     path = tmp_path / "typo.yaml"
     path.write_text("model:\n  encoder_kwargs:\n    pix_octave: 8\n")
-    with pytest.raises(InputError, match=r"unknown key 'model.encoder_kwargs.pix_octave' \(did you mean 'pix_octaves'\?\)"):
+    with pytest.raises(
+        InputError, match=r"unknown key 'model.encoder_kwargs.pix_octave' \(did you mean 'pix_octaves'\?\)"
+    ):
         load_config(path)
     with pytest.raises(InputError, match="did you mean 'batch_size'"):
         load_config({"training": {"batchsize": 8}})

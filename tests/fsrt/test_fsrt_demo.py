@@ -5,6 +5,7 @@ The demo runs at `fsrt.animate.SIZE`; the tests lower it to 128 (the smallest si
 detector's hourglass takes) because the decoder's fixed widths make a 256x256 frame cost
 seconds on a CPU. Nothing in the demo depends on the size otherwise.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,7 +47,7 @@ def small_frames(monkeypatch):
 def psnr(a, b) -> float:
     """Peak signal-to-noise ratio in dB of two [0, 255] images."""
     mse = np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2)
-    return float(10 * np.log10(255 ** 2 / mse))
+    return float(10 * np.log10(255**2 / mse))
 
 
 def run_demo(ckpt, sample, out, *extra):
@@ -62,8 +63,15 @@ def absolute(ckpt, sample, tmp_path_factory):
     out = tmp_path_factory.mktemp("absolute")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(animate, "SIZE", SIZE)
-        run_demo(ckpt, sample, out / "result.mp4", "--result_frames", str(out / "frames"),
-                 "--source_image", str(sample / "source_2.png"))
+        run_demo(
+            ckpt,
+            sample,
+            out / "result.mp4",
+            "--result_frames",
+            str(out / "frames"),
+            "--source_image",
+            str(sample / "source_2.png"),
+        )
     return out
 
 
@@ -89,15 +97,32 @@ def test_result_frames_are_the_right_half_of_the_video(absolute, sample):
 
 
 def test_relative_motion_changes_the_output(absolute, ckpt, sample, tmp_path):
-    run_demo(ckpt, sample, tmp_path / "rel.mp4", "--relative", "--result_frames", str(tmp_path / "frames"),
-             "--source_image", str(sample / "source_2.png"))
+    run_demo(
+        ckpt,
+        sample,
+        tmp_path / "rel.mp4",
+        "--relative",
+        "--result_frames",
+        str(tmp_path / "frames"),
+        "--source_image",
+        str(sample / "source_2.png"),
+    )
     relative = read_image(tmp_path / "frames" / "00001.png").astype(int)
     assert np.abs(relative - read_image(absolute / "frames" / "00001.png")).max() > 10  # measured 115
 
 
 def test_two_sources_relative_from_best_frame(ckpt, sample, tmp_path):
-    run_demo(ckpt, sample, tmp_path / "two.mp4", "--source_image", str(sample / "source.png"),
-             str(sample / "source_2.png"), "--relative", "--adapt_scale", "--find_best_frame")
+    run_demo(
+        ckpt,
+        sample,
+        tmp_path / "two.mp4",
+        "--source_image",
+        str(sample / "source.png"),
+        str(sample / "source_2.png"),
+        "--relative",
+        "--adapt_scale",
+        "--find_best_frame",
+    )
     assert video_info(tmp_path / "two.mp4").frames == FRAMES
 
 
@@ -113,8 +138,9 @@ def test_fast_path_equals_plain_per_frame_path(loaded):
     generator = torch.Generator().manual_seed(0)
     sources = torch.rand(2, 3, SIZE, SIZE, generator=generator)
     driving = torch.rand(2, 3, SIZE, SIZE, generator=generator)
-    fast = animate.animate(model, detector, sources, driving, relative=True, adapt_scale=True, anchor=1,
-                        batch_size=2, max_num_pixels=3000)  # ragged chunks
+    fast = animate.animate(
+        model, detector, sources, driving, relative=True, adapt_scale=True, anchor=1, batch_size=2, max_num_pixels=3000
+    )  # ragged chunks
 
     with torch.no_grad():
         kp_src, exp_src = model.keypoints_and_expression(detector, sources)
@@ -204,7 +230,9 @@ def test_unreadable_video_keeps_the_old_result(capsys, ckpt, sample, tmp_path):
 
 
 def test_missing_source(capsys, ckpt, sample, tmp_path):
-    assert "nope.png" in error_of(capsys, ckpt, sample, tmp_path / "r.mp4", "--source_image", str(tmp_path / "nope.png"))
+    assert "nope.png" in error_of(
+        capsys, ckpt, sample, tmp_path / "r.mp4", "--source_image", str(tmp_path / "nope.png")
+    )
 
 
 def test_source_index_out_of_range(capsys, ckpt, sample, tmp_path):
@@ -219,7 +247,15 @@ def test_mismatched_checkpoint(capsys, ckpt, sample, tmp_path):
 def test_no_face_with_find_best_frame(capsys, ckpt, sample, tmp_path):
     noise = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
     write_video(tmp_path / "noise.mp4", noise)
-    message = error_of(capsys, ckpt, sample, tmp_path / "r.mp4", "--driving_video", str(tmp_path / "noise.mp4"),
-                       "--relative", "--find_best_frame")
+    message = error_of(
+        capsys,
+        ckpt,
+        sample,
+        tmp_path / "r.mp4",
+        "--driving_video",
+        str(tmp_path / "noise.mp4"),
+        "--relative",
+        "--find_best_frame",
+    )
     assert "no face" in message and "driving frame 0" in message
     assert not (tmp_path / "r.mp4").exists()

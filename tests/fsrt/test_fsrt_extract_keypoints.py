@@ -1,4 +1,5 @@
 """`python -m fsrt.extract_keypoints` on the sample clip (dlib backend, offline)."""
+
 from __future__ import annotations
 
 import shutil

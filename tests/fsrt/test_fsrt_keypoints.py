@@ -1,13 +1,14 @@
 """FOMM keypoint detector: endpoint grid, soft-argmax, anti-aliased downsampling, output shapes."""
+
 from __future__ import annotations
 
 import math
 
 import torch
+from numerics import FORWARD, ROUNDING, assert_close
 
 from fsrt.model import KPDetector, make_coordinate_grid, soft_argmax
 from fsrt.model.keypoint_detector import AntiAliasInterpolation2d
-from numerics import FORWARD, ROUNDING, assert_close
 
 
 def test_grid_endpoints_are_exactly_plus_minus_one():
@@ -50,7 +51,7 @@ def test_detector_softmax_uses_the_temperature():
     detector.kp = _Logits([(0, 0), (29, 13)])
     kp, maps = detector(torch.rand(1, 3, 128, 128))
     # softmax(logits / 0.1): the peak weighs e^10 against 1 for each of the other 3363 positions
-    peak = math.e ** 10 / (math.e ** 10 + 3363)
+    peak = math.e**10 / (math.e**10 + 3363)
     assert maps["heatmap"].shape == (1, 2, 1, 58, 58)
     # The softmax divides by a float32 sum of 3364 terms, 3363 of them equal: summed in SIMD lanes
     # its rounding reaches 7e-6 of the peak (measured, ATEN_CPU_CAPABILITY=avx2 and default), so

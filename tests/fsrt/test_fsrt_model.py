@@ -1,15 +1,24 @@
 """FSRT networks: shapes at small resolution, chunking, the decoder's details, expression pooling."""
+
 from __future__ import annotations
 
 import math
 
 import pytest
 import torch
+from numerics import FORWARD, ROUNDING, assert_close
 
 from fsrt.config import load_config
-from fsrt.model import (FSRT, ExpressionEncoder, ImprovedFSRTDecoder, ImprovedFSRTEncoder, KPDetector,
-                        MultiScaleDiscriminator, kp2gaussian, pixel_grid)
-from numerics import FORWARD, ROUNDING, assert_close
+from fsrt.model import (
+    FSRT,
+    ExpressionEncoder,
+    ImprovedFSRTDecoder,
+    ImprovedFSRTEncoder,
+    KPDetector,
+    MultiScaleDiscriminator,
+    kp2gaussian,
+    pixel_grid,
+)
 
 
 @pytest.fixture(scope="module")
@@ -135,8 +144,12 @@ def test_discriminator_heatmaps_and_shapes():
     torch.manual_seed(0)
     disc = MultiScaleDiscriminator([1], block_expansion=4, max_features=8, num_kp=2)
     out = disc({"prediction_1": torch.rand(1, 3, 64, 64)}, kp=kp)  # resized to 256 inside
-    assert [tuple(f.shape) for f in out["feature_maps_1"]] == [(1, 8, 126, 126), (1, 8, 61, 61),
-                                                               (1, 8, 29, 29), (1, 8, 26, 26)]
+    assert [tuple(f.shape) for f in out["feature_maps_1"]] == [
+        (1, 8, 126, 126),
+        (1, 8, 61, 61),
+        (1, 8, 29, 29),
+        (1, 8, 26, 26),
+    ]
     assert out["prediction_map_1"].shape == (1, 1, 26, 26)
     detached = disc({"prediction_1": torch.rand(1, 3, 64, 64, requires_grad=True)}, kp=kp, detach=True)
     detached["prediction_map_1"].sum().backward()  # reaches the discriminator, not the image

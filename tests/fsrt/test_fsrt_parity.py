@@ -8,14 +8,15 @@ float32 rounding moves the outputs by a few millionths of their magnitude, hence
 `numerics.FORWARD`; scaling one weight tensor by 1.001 moves them far beyond it
 (`test_a_perturbed_weight_fails`), so the tolerance still catches a real deviation.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-
 from fsrt_testlib import DATA, seeded_state
 from numerics import FORWARD, assert_close, mismatch
+
 from fsrt.config import load_config
 from fsrt.model import FSRT, KPDetector, MultiScaleDiscriminator, SmallImprovedFSRTDecoder, pixel_grid
 
@@ -61,7 +62,9 @@ def compute_outputs(perturb: float = 1.0) -> dict[str, torch.Tensor]:
         small_render = small(z, queries, keypoints[2:], expression[2:])
         disc_out = disc({"prediction_1": frames[2:]}, kp=keypoints[2:])
     return {
-        "keypoints": keypoints, "expression": expression, "z": z,
+        "keypoints": keypoints,
+        "expression": expression,
+        "z": z,
         "render": render.permute(0, 2, 3, 1),  # the original's [B, H, W, 3]
         "small_render": small_render,
         "disc_map": disc_out["prediction_map_1"],
@@ -74,8 +77,9 @@ def outputs() -> dict[str, torch.Tensor]:
     return compute_outputs()
 
 
-@pytest.mark.parametrize("name", ["keypoints", "expression", "z", "render", "small_render",
-                                  "disc_map", "disc_features0"])
+@pytest.mark.parametrize(
+    "name", ["keypoints", "expression", "z", "render", "small_render", "disc_map", "disc_features0"]
+)
 def test_matches_the_original(outputs, name):
     expected = np.load(DATA / "original_outputs.npz")[name]
     assert np.abs(expected).max() > 1e-2  # a real signal, not an all-zero output

@@ -1,22 +1,37 @@
 """Positional codes and the pixel grid, checked against the published formula by hand."""
+
 from __future__ import annotations
 
 import math
 
 import torch
+from numerics import ROUNDING, assert_close
 
 from fsrt.model import FSRTPosEncoder, PositionalEncoding, pixel_grid
-from numerics import ROUNDING, assert_close
 
 
 def test_layout_is_sines_then_cosines_coordinate_major():
     # 2 coordinates, octaves -1..2: multipliers pi/2, pi, 2pi, 4pi.
     code = PositionalEncoding(num_octaves=4, start_octave=-1)(torch.tensor([[0.3, -0.7]]))
     assert code.shape == (1, 16)
-    by_hand = [math.sin(0.3 * math.pi / 2), math.sin(0.3 * math.pi), math.sin(0.6 * math.pi), math.sin(1.2 * math.pi),
-               math.sin(-0.7 * math.pi / 2), math.sin(-0.7 * math.pi), math.sin(-1.4 * math.pi), math.sin(-2.8 * math.pi),
-               math.cos(0.3 * math.pi / 2), math.cos(0.3 * math.pi), math.cos(0.6 * math.pi), math.cos(1.2 * math.pi),
-               math.cos(-0.7 * math.pi / 2), math.cos(-0.7 * math.pi), math.cos(-1.4 * math.pi), math.cos(-2.8 * math.pi)]
+    by_hand = [
+        math.sin(0.3 * math.pi / 2),
+        math.sin(0.3 * math.pi),
+        math.sin(0.6 * math.pi),
+        math.sin(1.2 * math.pi),
+        math.sin(-0.7 * math.pi / 2),
+        math.sin(-0.7 * math.pi),
+        math.sin(-1.4 * math.pi),
+        math.sin(-2.8 * math.pi),
+        math.cos(0.3 * math.pi / 2),
+        math.cos(0.3 * math.pi),
+        math.cos(0.6 * math.pi),
+        math.cos(1.2 * math.pi),
+        math.cos(-0.7 * math.pi / 2),
+        math.cos(-0.7 * math.pi),
+        math.cos(-1.4 * math.pi),
+        math.cos(-2.8 * math.pi),
+    ]
     # float32 arguments up to 2.8 pi carry ~1e-6 of rounding, so ROUNDING of the codes' magnitude (1)
     assert_close(code[0], by_hand, ROUNDING)
 
@@ -40,9 +55,9 @@ def test_high_octaves_follow_the_float32_recipe():
     # The argument's rounding sets the value (~1e-3); another order of the products moves the
     # argument by an ulp (4e-3 at 5e4) and so the value by its own size. SIMD and scalar sines may
     # differ in the result's last bit: ROUNDING of the value itself.
-    float32_recipe = torch.sin(torch.tensor(x) * (torch.tensor(2.0 ** 14) * math.pi))
+    float32_recipe = torch.sin(torch.tensor(x) * (torch.tensor(2.0**14) * math.pi))
     assert_close(code[0, 15], float32_recipe, ROUNDING)
-    assert abs(math.sin(x * 2 ** 14 * math.pi)) < 1e-9 < abs(code[0, 15].item())
+    assert abs(math.sin(x * 2**14 * math.pi)) < 1e-9 < abs(code[0, 15].item())
     assert_close(code[0, 16 + 9], -1.0, ROUNDING)  # octave 8: cos of an odd multiple of pi
 
 
@@ -56,6 +71,8 @@ def test_image_code_puts_keypoints_first_and_repeats_them():
     # keypoint feature 4 (sine of coordinate 1, octave -1) and pixel feature 17 (sine of y, octave 0);
     # sines and cosines: ROUNDING of 1
     y, x = pixels[0, 6, 1, 1].item(), pixels[0, 6, 1, 0].item()
-    assert_close(torch.stack([code[0, 4, 0, 0], code[0, 160 + 17, 6, 1], code[0, 160 + 32, 6, 1]]),
-                 [math.sin(keypoints[0, 1].item() * math.pi / 2), math.sin(y * math.pi), math.cos(x * math.pi / 2)],
-                 ROUNDING)
+    assert_close(
+        torch.stack([code[0, 4, 0, 0], code[0, 160 + 17, 6, 1], code[0, 160 + 32, 6, 1]]),
+        [math.sin(keypoints[0, 1].item() * math.pi / 2), math.sin(y * math.pi), math.cos(x * math.pi / 2)],
+        ROUNDING,
+    )

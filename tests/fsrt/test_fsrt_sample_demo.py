@@ -1,6 +1,7 @@
 """`python -m fsrt.sample_demo` (make demo's FSRT step) on a small sample: the quick fit writes
 every frame, the video and a README that says QUICK FIT; a checkpoint is used as fsrt.demo does;
 a missing sample is a one-line error."""
+
 from __future__ import annotations
 
 import subprocess
@@ -10,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fsrt_testlib import small_checkpoints
+from numerics import FORWARD
 
 from common.image import read_image
 from common.video import video_info
 from fsrt import animate, sample_demo
 from fsrt.checkpoint import load_pretrained
-from numerics import FORWARD
 
 ROOT = Path(__file__).resolve().parents[2]
 FRAMES = 3
@@ -25,8 +26,12 @@ FRAMES = 3
 def sample(tmp_path_factory) -> Path:
     # 128 px: the smallest size the released 5-block keypoint detector of the checkpoint path takes
     out = tmp_path_factory.mktemp("fsrt_sample_demo")
-    subprocess.run([sys.executable, "-m", "tools.make_sample_data", "--out", str(out), "--frames", str(FRAMES),
-                    "--size", "128"], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "tools.make_sample_data", "--out", str(out), "--frames", str(FRAMES), "--size", "128"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     return out
 
 
@@ -44,8 +49,12 @@ def check_output(out: Path, count: int, size: int) -> list[Path]:
 def test_quick_fit_writes_every_frame_and_says_so(sample, tmp_path):
     # a process of its own, as make demo runs it
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "fsrt.sample_demo", "--sample", str(sample), "--out", str(out),
-                             "--steps", "2"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "fsrt.sample_demo", "--sample", str(sample), "--out", str(out), "--steps", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     check_output(out, FRAMES, sample_demo.QUICK_SIZE)
     readme = (out / "README.txt").read_text()
@@ -57,9 +66,22 @@ def test_checkpoint_is_used_as_fsrt_demo_does(sample, tmp_path, monkeypatch, cap
     ckpt = small_checkpoints(tmp_path / "ckpt")
     monkeypatch.setattr(animate, "SIZE", 128)  # the small model is fast enough at 128 px only
     out = tmp_path / "out"
-    sample_demo.main(["--sample", str(sample), "--out", str(out), "--checkpoint", str(ckpt["checkpoint"]),
-                      "--kp_checkpoint", str(ckpt["kp_checkpoint"]), "--config", str(ckpt["config"]),
-                      "--frames", "2"])
+    sample_demo.main(
+        [
+            "--sample",
+            str(sample),
+            "--out",
+            str(out),
+            "--checkpoint",
+            str(ckpt["checkpoint"]),
+            "--kp_checkpoint",
+            str(ckpt["kp_checkpoint"]),
+            "--config",
+            str(ckpt["config"]),
+            "--frames",
+            "2",
+        ]
+    )
     frames = check_output(out, 2, 128)
     readme = (out / "README.txt").read_text()
     assert f"checkpoint {ckpt['checkpoint']}" in readme and "QUICK FIT" not in readme

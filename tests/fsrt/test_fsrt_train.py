@@ -1,4 +1,5 @@
 """FSRT training on a tiny vox-layout dataset: the loss falls, resume is exact, bad keys are one-line errors."""
+
 from __future__ import annotations
 
 import csv
@@ -13,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from numerics import FORWARD, ROUNDING, assert_close
 
-from fsrt.model import KPDetector
 from common.image import read_image
+from fsrt.model import KPDetector
 from fsrt.train import describe, train
 from fsrt.visualize import HEADER
-from numerics import FORWARD, ROUNDING, assert_close
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = 64
@@ -28,8 +29,22 @@ SIZE = 64
 def vox(tmp_path_factory) -> Path:
     """data/{train,val}/<id>#clip#0#12.mp4 (and a frame folder) + keypoints/<name>.npy in 256-px units."""
     base = tmp_path_factory.mktemp("vox")
-    subprocess.run([sys.executable, "-m", "tools.make_sample_data", "--out", str(base / "sample"),
-                    "--frames", "12", "--size", str(SIZE)], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tools.make_sample_data",
+            "--out",
+            str(base / "sample"),
+            "--frames",
+            "12",
+            "--size",
+            str(SIZE),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     sample = base / "sample"
     landmarks = np.stack([np.load(p) for p in sorted((sample / "landmarks" / "driving").glob("*.npy"))])
     landmarks = landmarks * (256 / SIZE)
@@ -45,17 +60,34 @@ def vox(tmp_path_factory) -> Path:
 
 def tiny_config(base: Path, **training) -> dict:
     return {
-        "data": {"data_path": str(base / "data"), "kp_path": str(base / "kp"), "num_pixels_phase1": 128,
-                 "num_pixels": 1024},
-        "model": {"expression_size": 8, "small_decoder": True,
-                  "encoder_kwargs": {"pix_octaves": 2, "kp_octaves": 1, "num_att_blocks": 1},
-                  "decoder_kwargs": {"pix_octaves": 2, "kp_octaves": 1, "num_att_blocks": 1}},
+        "data": {
+            "data_path": str(base / "data"),
+            "kp_path": str(base / "kp"),
+            "num_pixels_phase1": 128,
+            "num_pixels": 1024,
+        },
+        "model": {
+            "expression_size": 8,
+            "small_decoder": True,
+            "encoder_kwargs": {"pix_octaves": 2, "kp_octaves": 1, "num_att_blocks": 1},
+            "decoder_kwargs": {"pix_octaves": 2, "kp_octaves": 1, "num_att_blocks": 1},
+        },
         "discriminator": {"disc_kwargs": {"block_expansion": 8, "max_features": 16}},
-        "training": {"batch_size": 2, "num_workers": 0, "lr_warmup": 1, "iters_in_phase1": 12,
-                     "iters_in_phase2": 4, "disc_warmup_iters": 2, "perceptual_loss_weight": [0] * 5,
-                     "checkpoint_every": 10, "backup_every": 0, "validate_every": 15, "visualize_every": 15,
-                     "print_every": 1,
-                     **training},
+        "training": {
+            "batch_size": 2,
+            "num_workers": 0,
+            "lr_warmup": 1,
+            "iters_in_phase1": 12,
+            "iters_in_phase2": 4,
+            "disc_warmup_iters": 2,
+            "perceptual_loss_weight": [0] * 5,
+            "checkpoint_every": 10,
+            "backup_every": 0,
+            "validate_every": 15,
+            "visualize_every": 15,
+            "print_every": 1,
+            **training,
+        },
     }
 
 
@@ -84,13 +116,21 @@ def test_loss_falls_and_resume_is_exact(vox, tmp_path):
     for split, rows in (("train", 12), ("val", 1)):
         grid = read_image(tmp_path / "full" / f"renders-{split}.png")
         assert grid.shape == (HEADER + rows * SIZE, 3 * SIZE, 3)
-        assert grid[HEADER:, SIZE:2 * SIZE].std() > 5  # a rendered image, not a blank column
+        assert grid[HEADER:, SIZE : 2 * SIZE].std() > 5  # a rendered image, not a blank column
 
 
 def test_evalnow_and_visnow_run_before_the_first_step(vox, tmp_path):
     torch.set_num_threads(1)
-    train(tiny_config(vox), tmp_path, kp_detector=detector(), max_it=1, frame_size=SIZE, show_progress=False,
-          evaluate_now=True, visualize_now=True)
+    train(
+        tiny_config(vox),
+        tmp_path,
+        kp_detector=detector(),
+        max_it=1,
+        frame_size=SIZE,
+        show_progress=False,
+        evaluate_now=True,
+        visualize_now=True,
+    )
     rows = list(csv.DictReader((tmp_path / "log.csv").open()))
     assert {r["name"] for r in rows if r["split"] == "val" and r["it"] == "0"} >= {"psnr", "mse"}
     assert (tmp_path / "renders-train.png").is_file() and (tmp_path / "renders-val.png").is_file()
@@ -98,6 +138,7 @@ def test_evalnow_and_visnow_run_before_the_first_step(vox, tmp_path):
 
 def test_print_model_lists_every_parameter():
     from fsrt.model import FSRT
+
     model = FSRT(**tiny_config(Path("."))["model"])
     listing = describe(model).splitlines()
     names = [name for name, _ in model.named_parameters()]
@@ -107,8 +148,7 @@ def test_print_model_lists_every_parameter():
 def test_unknown_config_key_is_one_line_error(tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text("training:\n  batch_sise: 4\n")
-    result = subprocess.run([sys.executable, "-m", "fsrt.train", str(config)], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "fsrt.train", str(config)], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.startswith("error:") and len(result.stderr.strip().splitlines()) == 1
     assert "batch_size" in result.stderr
@@ -116,7 +156,7 @@ def test_unknown_config_key_is_one_line_error(tmp_path):
 
 # Runs the real CLI (`fsrt.train.main`) in each torchrun process, recording the modules it wraps
 # in DDP (`common.distributed.Process.wrap`) so every rank can save what it holds after training.
-DDP_WORKER = textwrap.dedent('''
+DDP_WORKER = textwrap.dedent("""
     import os, sys
     import torch
     from common.distributed import Process
@@ -131,7 +171,7 @@ DDP_WORKER = textwrap.dedent('''
     fsrt_train.main(sys.argv[2:])
     states = [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in wrapped]
     torch.save(states, os.path.join(out, "rank" + os.environ["RANK"] + ".pt"))
-''')
+""")
 
 
 def test_two_process_gloo_run_keeps_replicas_identical(vox, tmp_path):
@@ -139,13 +179,39 @@ def test_two_process_gloo_run_keeps_replicas_identical(vox, tmp_path):
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
     (tmp_path / "worker.py").write_text(DDP_WORKER)
     torch.save(KPDetector().state_dict(), tmp_path / "kp.pt")  # the 5-block detector needs 128 px
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         str(tmp_path / "worker.py"), str(tmp_path), str(tmp_path / "tiny.yaml"), "--out", str(tmp_path / "run"),
-         "--exit-after", "3", "--frame-size", "128", "--kp_checkpoint", str(tmp_path / "kp.pt"), "--device", "cpu"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(tmp_path / "worker.py"),
+            str(tmp_path),
+            str(tmp_path / "tiny.yaml"),
+            "--out",
+            str(tmp_path / "run"),
+            "--exit-after",
+            "3",
+            "--frame-size",
+            "128",
+            "--kp_checkpoint",
+            str(tmp_path / "kp.pt"),
+            "--device",
+            "cpu",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("run directory:") == 1  # rank 0 speaks
 
@@ -172,9 +238,18 @@ def test_statistical_regularization_hand_values():
     from fsrt.trainer import statistical_regularization
 
     weights = {"invariance_loss_weight": 1.0, "variance_loss_weight": 0.2, "covariance_loss_weight": 1.0}
-    terms = statistical_regularization(torch.tensor([[[1.0, 3.0]]]), torch.tensor([[0.0, 0.0]]),
-                                       torch.tensor([[[1.0, 1.0]]]), torch.tensor([[2.0, 0.0]]), weights)
+    terms = statistical_regularization(
+        torch.tensor([[[1.0, 3.0]]]),
+        torch.tensor([[0.0, 0.0]]),
+        torch.tensor([[[1.0, 1.0]]]),
+        torch.tensor([[2.0, 0.0]]),
+        weights,
+    )
     # hand values, a few float32 operations each: ROUNDING of each value's magnitude
-    for name, value in (("variance", 0.99), ("covariance", 13.0), ("invariance", 2.0),
-                        ("reg_loss", 2.0 + 0.2 * 0.99 + 13.0)):
+    for name, value in (
+        ("variance", 0.99),
+        ("covariance", 13.0),
+        ("invariance", 2.0),
+        ("reg_loss", 2.0 + 0.2 * 0.99 + 13.0),
+    ):
         assert_close(terms[name], value, ROUNDING, name)

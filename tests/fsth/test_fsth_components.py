@@ -1,13 +1,14 @@
 """fsth.components against hand-computed values: AdaIN, spectral norm, self-attention."""
+
 import math
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from numerics import ROUNDING, assert_close
 
 from fsth.components import SelfAttention, adain, sn_conv
-from numerics import ROUNDING, assert_close
 
 
 def test_adain_uses_the_unbiased_std_plus_eps():
@@ -18,9 +19,11 @@ def test_adain_uses_the_unbiased_std_plus_eps():
     # channel 0: mean 2.5, unbiased var (2.25 + 0.25 + 0.25 + 2.25) / 3; channel 1: mean 2, var (4+4+0+16)/3;
     # channel 2: mean 1e-5, var (3 * 1e-10 + 9e-10) / 3, std 2e-5
     std0, std1, std2 = math.sqrt(5 / 3) + 1e-5, math.sqrt(8) + 1e-5, 2e-5 + 1e-5
-    expected = [[[2 * (v - 2.5) / std0 + 0.5 for v in row] for row in ((1, 2), (3, 4))],
-                [[-(v - 2.0) / std1 + 3.0 for v in row] for row in ((0, 0), (2, 6))],
-                [[(v - 1e-5) / std2 for v in row] for row in ((0, 0), (0, 4e-5))]]
+    expected = [
+        [[2 * (v - 2.5) / std0 + 0.5 for v in row] for row in ((1, 2), (3, 4))],
+        [[-(v - 2.0) / std1 + 3.0 for v in row] for row in ((0, 0), (2, 6))],
+        [[(v - 1e-5) / std2 for v in row] for row in ((0, 0), (0, 4e-5))],
+    ]
     out = adain(x, sigma, mu)
     # a few float32 operations per value: ROUNDING of the largest (3.7); the biased estimator
     # moves channel 2 by 10%, eps under the square root by 99%
@@ -51,8 +54,8 @@ W = [[1.0, 2.0], [0.0, 1.0], [2.0, 0.0]]
 
 def test_spectral_norm_keeps_the_original_names():
     conv = sn_conv(2, 3, 1)
-    assert list(conv.state_dict()) == ['bias', 'weight_orig', 'weight_u', 'weight_v']
-    assert [n for n, _ in conv.named_parameters()] == ['bias', 'weight_orig']
+    assert list(conv.state_dict()) == ["bias", "weight_orig", "weight_u", "weight_v"]
+    assert [n for n, _ in conv.named_parameters()] == ["bias", "weight_orig"]
     assert conv.weight_u.shape == (3,) and conv.weight_v.shape == (2,)
 
 
@@ -83,7 +86,7 @@ def test_self_attention_starts_as_identity_and_attends_over_positions():
     torch.manual_seed(0)
     block = SelfAttention(8)
     assert block.gamma.item() == 0.0
-    assert list(block.state_dict())[:1] == ['gamma']
+    assert list(block.state_dict())[:1] == ["gamma"]
     x = torch.randn(2, 8, 2, 3)
     assert torch.equal(block(x), x)  # exact: 0 * attention + x
 
@@ -107,7 +110,7 @@ def test_self_attention_starts_as_identity_and_attends_over_positions():
     assert_close(out.reshape(2, 8, 6), expected, ROUNDING)
 
 
-@pytest.mark.parametrize('channels', [8, 16])
+@pytest.mark.parametrize("channels", [8, 16])
 def test_self_attention_query_key_width_is_an_eighth(channels):
     block = SelfAttention(channels)
     assert block.query_conv.out_channels == block.key_conv.out_channels == channels // 8

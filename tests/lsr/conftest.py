@@ -1,4 +1,5 @@
 """Fixtures of the LSR tests (TensorFlow side)."""
+
 from __future__ import annotations
 
 import json
@@ -8,40 +9,52 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-DATA = Path(__file__).parent / 'data'
+DATA = Path(__file__).parent / "data"
 
 # A small two_step_syn configuration; data/original_outputs.npz holds the original code's
 # outputs for it (see test_lsr_parity.py).
 SMALL_OPTIONS = dict(
-    train_resolution=32, G_num_upsamples=3, g_nf=8, segmap_g_nf=8, g_nf_max=32, e_nf=8,
-    segmap_e_nf=8, E_num_downsamples=4, style_nc=16, d_nf=8, D_num_downsamples=4,
-    spade_proj_filters=8, num_disc_scales=2, K=2)
+    train_resolution=32,
+    G_num_upsamples=3,
+    g_nf=8,
+    segmap_g_nf=8,
+    g_nf_max=32,
+    e_nf=8,
+    segmap_e_nf=8,
+    E_num_downsamples=4,
+    style_nc=16,
+    d_nf=8,
+    D_num_downsamples=4,
+    spade_proj_filters=8,
+    num_disc_scales=2,
+    K=2,
+)
 
 
-@pytest.fixture(scope='session')
+@pytest.fixture(scope="session")
 def manifest():
     """What the original saves at default flags (condensed from the LSR fact sheet)."""
-    return json.loads((DATA / 'checkpoint_manifest.json').read_text())
+    return json.loads((DATA / "checkpoint_manifest.json").read_text())
 
 
-def _keyed_value(key: str, shape, dtype='float32') -> np.ndarray:
+def _keyed_value(key: str, shape, dtype="float32") -> np.ndarray:
     """A value that depends only on the checkpoint key: N(0, 1) kernels, N(0, 0.1) vectors.
 
     RandomState streams are frozen across NumPy versions, so the golden outputs stay valid.
     """
     rng = np.random.RandomState(zlib.crc32(key.encode()))
-    if dtype == 'int64':
+    if dtype == "int64":
         return np.int64(rng.randint(1, 10_000))
     return rng.normal(0.0, 1.0 if len(shape) >= 2 else 0.1, shape).astype(np.float32)
 
 
-@pytest.fixture(scope='session')
+@pytest.fixture(scope="session")
 def keyed_value():
     """`_keyed_value(key, shape, dtype)`: the deterministic weights of the golden test."""
     return _keyed_value
 
 
-@pytest.fixture(scope='session')
+@pytest.fixture(scope="session")
 def write_checkpoint():
     """Write {object-graph key: array} as a TF checkpoint of nested tf.Module objects.
 
@@ -61,7 +74,7 @@ def write_checkpoint():
     def write(prefix, values: dict) -> str:
         tree = {}
         for key, value in values.items():
-            *parents, leaf = key.split('/')
+            *parents, leaf = key.split("/")
             node = tree
             for name in parents:
                 node = node.setdefault(name, {})
@@ -78,31 +91,31 @@ def _build_model(**overrides):
     from lsr.models import create_model
 
     model = create_model(options.default_config(**overrides))
-    if hasattr(model, 'init_extra_train_and_eval_networks'):
+    if hasattr(model, "init_extra_train_and_eval_networks"):
         model.init_extra_train_and_eval_networks()
     model.build_networks()
     return model
 
 
-@pytest.fixture(scope='session')
+@pytest.fixture(scope="session")
 def build_model():
     """`_build_model(**options)`: a built model with its discriminator if it has one."""
     return _build_model
 
 
-@pytest.fixture(scope='session')
+@pytest.fixture(scope="session")
 def small_options():
     """Options of a small two_step_syn model, the one data/original_outputs.npz was made with."""
     return dict(SMALL_OPTIONS)
 
 
-@pytest.fixture(scope='session')
+@pytest.fixture(scope="session")
 def default_model():
     """two_step_syn at the default flags (224 px), discriminator included."""
     return _build_model()
 
 
-@pytest.fixture(scope='session')
+@pytest.fixture(scope="session")
 def pretrain_model():
     """pretrain_layout at the default flags."""
-    return _build_model(model_type='pretrain_layout')
+    return _build_model(model_type="pretrain_layout")

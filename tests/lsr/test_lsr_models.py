@@ -1,21 +1,21 @@
 """lsr.models: K-shot latents, the shared-encoder variant, optimizers and their schedule."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from numerics import FORWARD, assert_close
 
 from common.errors import InputError
 from lsr import checkpoint, options
 from lsr.models import create_model
 from lsr.models.base_model import learning_rate_schedule
-from numerics import FORWARD, assert_close
 
 
 def test_shared_encoder_splits_one_latent_into_style_and_layout(build_model, small_options):
     model = build_model(**small_options, separate_layout_encoder=False, num_latent_embeddings=2)
-    assert sorted(model.get_networks()) == ['discriminator', 'encoder', 'generator',
-                                            'layout_generator']
+    assert sorted(model.get_networks()) == ["discriminator", "encoder", "generator", "layout_generator"]
     frames = np.random.RandomState(5).uniform(-1, 1, (2, 2, 32, 32, 6)).astype(np.float32)
     z_style, z_layout = model.compute_latents(frames, training=False)
     z = tf.reduce_mean(tf.stack([model.encoder(frames[:, i]) for i in range(2)]), 0)
@@ -25,16 +25,16 @@ def test_shared_encoder_splits_one_latent_into_style_and_layout(build_model, sma
 
 
 def test_pretraining_outputs_the_auxiliary_frame(build_model, small_options):
-    model = build_model(**small_options, model_type='pretrain_layout')
-    assert sorted(model.get_networks()) == ['layout_encoder', 'layout_generator']
+    model = build_model(**small_options, model_type="pretrain_layout")
+    assert sorted(model.get_networks()) == ["layout_encoder", "layout_generator"]
     frames = np.zeros((1, 2, 32, 32, 6), np.float32)
     out = model.process(frames, np.zeros((1, 32, 32, 3), np.float32), training=False)
-    assert out['latents'][0] is None and out['latents'][1].shape == (1, 16)
-    assert out['output'] is out['aux_frame_recon'] and out['output'].shape == (1, 32, 32, 3)
+    assert out["latents"][0] is None and out["latents"][1].shape == (1, 16)
+    assert out["output"] is out["aux_frame_recon"] and out["output"].shape == (1, 32, 32, 3)
 
 
 def test_models_validate_their_options():
-    with pytest.raises(InputError, match='--use_self_attn=true'):
+    with pytest.raises(InputError, match="--use_self_attn=true"):
         create_model(options.default_config(use_self_attn=True))
 
 
@@ -55,22 +55,20 @@ def test_learning_rate_warms_up_holds_then_decays_as_one_over_t():
     assert float(shifted()) == pytest.approx(-2e-6)
 
 
-def test_optimizers_are_legacy_adam_over_the_originals_variable_groups(build_model,
-                                                                       small_options):
+def test_optimizers_are_legacy_adam_over_the_originals_variable_groups(build_model, small_options):
     model = build_model(**small_options, w_loss_segmentation=1.0, d_lr=0.004)
     counters = checkpoint.make_counters()
-    optimizers = model.create_optimizers(counters['global_step'], 0, 10, 20, 100)
-    assert sorted(optimizers) == ['d_optimizer', 'g_layout_optimizer', 'g_optimizer']
+    optimizers = model.create_optimizers(counters["global_step"], 0, 10, 20, 100)
+    assert sorted(optimizers) == ["d_optimizer", "g_layout_optimizer", "g_optimizer"]
     for optimizer in optimizers.values():
         assert isinstance(optimizer, tf.keras.optimizers.legacy.Adam)
-        assert optimizer.get_config()['beta_1'] == 0.0
-        assert optimizer.get_config()['beta_2'] == 0.999
+        assert optimizer.get_config()["beta_1"] == 0.0
+        assert optimizer.get_config()["beta_2"] == 0.999
         assert optimizer.epsilon == 1e-7
-    assert optimizers['d_optimizer']._get_hyper('learning_rate').numpy() == pytest.approx(0.004)
+    assert optimizers["d_optimizer"]._get_hyper("learning_rate").numpy() == pytest.approx(0.004)
     var_lists = model.trainable_variables_by_optimizer()
     nets = model.get_networks()
     count = lambda *names: sum(len(nets[n].trainable_variables) for n in names)  # noqa: E731
-    assert len(var_lists['g_optimizer']) == count('layout_generator', 'layout_encoder',
-                                                  'generator', 'encoder')
-    assert len(var_lists['g_layout_optimizer']) == count('layout_generator', 'layout_encoder')
-    assert len(var_lists['d_optimizer']) == count('discriminator')
+    assert len(var_lists["g_optimizer"]) == count("layout_generator", "layout_encoder", "generator", "encoder")
+    assert len(var_lists["g_layout_optimizer"]) == count("layout_generator", "layout_encoder")
+    assert len(var_lists["d_optimizer"]) == count("discriminator")

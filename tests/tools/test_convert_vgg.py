@@ -1,4 +1,5 @@
 """tools.convert_vgg end to end (torch formats): files, sidecars and one-line errors."""
+
 import json
 import logging
 import subprocess
@@ -7,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 import torch
+from synthetic_caffe import encode_caffemodel, random_vgg_layers
 
 from common.vgg import layouts
 from common.vgg.layouts import VGG19
 from common.vgg.torch_vgg import load_vgg
-from synthetic_caffe import encode_caffemodel, random_vgg_layers
 from tools.convert_vgg import main
 
 
@@ -21,8 +22,10 @@ def test_full_vgg19_convolutions_convert_to_torch(tmp_path, caplog):
     caffemodel = tmp_path / "VGG_ILSVRC_19_layers.caffemodel"
     caffemodel.write_bytes(encode_caffemodel(layers))
     out = tmp_path / "vgg19_caffe.pth"
-    assert main(["--caffemodel", str(caffemodel), "--arch", "vgg19", "--format", "torch",
-                 "--out", str(out), "--no_fc"]) == 0
+    assert (
+        main(["--caffemodel", str(caffemodel), "--arch", "vgg19", "--format", "torch", "--out", str(out), "--no_fc"])
+        == 0
+    )
     state = torch.load(out, weights_only=True)
     assert len(state) == 32 and all(k.startswith("features.") for k in state)
     assert np.array_equal(state["features.34.weight"].numpy(), dict(layers)["conv5_4"][0])
@@ -59,9 +62,24 @@ def test_fsth_format_needs_the_fc_layers(tmp_path, tiny_vgg, monkeypatch, capsys
 
 
 def test_missing_caffemodel_is_a_one_line_error(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "tools.convert_vgg", "--caffemodel", str(tmp_path / "none"),
-                             "--arch", "vggface", "--format", "keras", "--out", str(tmp_path / "w.h5")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tools.convert_vgg",
+            "--caffemodel",
+            str(tmp_path / "none"),
+            "--arch",
+            "vggface",
+            "--format",
+            "keras",
+            "--out",
+            str(tmp_path / "w.h5"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
-    assert result.stderr == f"error: {tmp_path / 'none'}: caffemodel not found\n"
+    assert result.stderr.startswith(f"error: {tmp_path / 'none'}: caffemodel not found; the official files are ")
+    assert result.stderr.count("\n") == 1 and "VGG_ILSVRC_19_layers.caffemodel" in result.stderr
     assert not (tmp_path / "w.h5").exists()

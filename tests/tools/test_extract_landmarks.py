@@ -1,4 +1,5 @@
 """tools.extract_landmarks end to end with the real dlib models."""
+
 from __future__ import annotations
 
 import subprocess
@@ -66,8 +67,20 @@ def test_video_frames_are_named_by_frame_index(tmp_path, astronaut):
 
 
 def test_missing_input_is_one_line_error_exit_2(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "tools.extract_landmarks", "--input", str(tmp_path / "nope.mp4"),
-                             "--output", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tools.extract_landmarks",
+            "--input",
+            str(tmp_path / "nope.mp4"),
+            "--output",
+            str(tmp_path / "out"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert result.stderr == f"error: {tmp_path / 'nope.mp4'}: input not found\n"
     assert not (tmp_path / "out").exists()

@@ -1,11 +1,12 @@
 """tools.make_sample_data builds a real, consistent sample: frames, landmarks, labels, video."""
+
 import json
 
 import numpy as np
 import pytest
 
-from common.image import read_image
 from common.errors import InputError
+from common.image import read_image
 from tools.make_sample_data import UPPER_LIDS, Motion, animate, main, make_sample, merge_coincident, warp
 
 

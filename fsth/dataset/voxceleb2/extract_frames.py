@@ -9,6 +9,7 @@ A clip folder is written under a temporary name and renamed when complete, so a 
 original, which left the whole video at the first finished clip (`break`), the other clips of
 that video are still extracted. Unreadable clips are skipped and listed at the end.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,13 +20,13 @@ from pathlib import Path
 from PIL import Image
 
 from common.errors import InputError, cli_main
+from common.jobs import run_jobs
 from common.progress import get_logger
 from common.video import iter_frames, video_info
-from common.jobs import run_jobs
 from fsth.dataset.videos import list_videos
 
 SAMPLE_COUNT = 20
-log = get_logger('fsth.dataset.voxceleb2.extract_frames')
+log = get_logger("fsth.dataset.voxceleb2.extract_frames")
 
 
 def sample_indices(n: int, count: int) -> list[int]:
@@ -41,12 +42,12 @@ def _frame_count(clip: Path) -> int:
 def extract_clip(clip: Path, out: Path, sample_count: int = SAMPLE_COUNT) -> int:
     """Write the sampled frames of one clip into `out` (atomically); returns their number."""
     wanted = set(sample_indices(_frame_count(clip), sample_count))
-    tmp = out.with_name(f'.{out.name}.tmp')
+    tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for index, frame in enumerate(iter_frames(clip, max_frames=max(wanted) + 1)):
         if index in wanted:
-            Image.fromarray(frame).save(tmp / f'{index}.jpg')  # PIL's default quality, as the original
+            Image.fromarray(frame).save(tmp / f"{index}.jpg")  # PIL's default quality, as the original
     tmp.rename(out)
     return len(wanted)
 
@@ -54,7 +55,7 @@ def extract_clip(clip: Path, out: Path, sample_count: int = SAMPLE_COUNT) -> int
 def extract_video(video: str, root: Path, output: Path, sample_count: int = SAMPLE_COUNT) -> tuple[int, list[str]]:
     """Every clip of `<person>/<video>` not done yet; returns (clips written, failures)."""
     written, failures = 0, []
-    for clip in sorted((root / video).glob('*.mp4')):
+    for clip in sorted((root / video).glob("*.mp4")):
         out = output / video / clip.stem
         if out.is_dir():
             continue
@@ -62,28 +63,30 @@ def extract_video(video: str, root: Path, output: Path, sample_count: int = SAMP
             extract_clip(clip, out, sample_count)
             written += 1
         except InputError as exc:
-            shutil.rmtree(out.with_name(f'.{out.name}.tmp'), ignore_errors=True)
+            shutil.rmtree(out.with_name(f".{out.name}.tmp"), ignore_errors=True)
             failures.append(str(exc))
     return written, failures
 
 
-def extract_frames(root: Path, output: Path, sample_count: int = SAMPLE_COUNT, workers: int = 1
-                   ) -> tuple[int, list[str]]:
+def extract_frames(
+    root: Path, output: Path, sample_count: int = SAMPLE_COUNT, workers: int = 1
+) -> tuple[int, list[str]]:
     """Clips written and failures over the whole tree."""
     if sample_count < 2:
         raise InputError(f"--sample_count must be >= 2, got {sample_count}")
     work = functools.partial(extract_video, root=root, output=output, sample_count=sample_count)
-    results, failures = run_jobs(work, list_videos(root), workers, 'videos')
+    results, failures = run_jobs(work, list_videos(root), workers, "videos")
     return sum(r for r in results if r), failures
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog='python -m fsth.dataset.voxceleb2.extract_frames',
-                                     description=__doc__.split('\n\n')[0])
-    parser.add_argument('root', type=Path, help='<person>/<video>/<clip>.mp4 tree (vox2_dev_mp4)')
-    parser.add_argument('output', type=Path, help='frames go to OUTPUT/<person>/<video>/<clip>/')
-    parser.add_argument('--sample_count', type=int, default=SAMPLE_COUNT)
-    parser.add_argument('--workers', type=int, default=6)
+    parser = argparse.ArgumentParser(
+        prog="python -m fsth.dataset.voxceleb2.extract_frames", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("root", type=Path, help="<person>/<video>/<clip>.mp4 tree (vox2_dev_mp4)")
+    parser.add_argument("output", type=Path, help="frames go to OUTPUT/<person>/<video>/<clip>/")
+    parser.add_argument("--sample_count", type=int, default=SAMPLE_COUNT)
+    parser.add_argument("--workers", type=int, default=6)
     return parser.parse_args(argv)
 
 
@@ -91,8 +94,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     written, failures = extract_frames(args.root, args.output, args.sample_count, args.workers)
-    log.info('%d clips extracted to %s, %d skipped as unreadable', written, args.output, len(failures))
+    log.info("%d clips extracted to %s, %d skipped as unreadable", written, args.output, len(failures))
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()
