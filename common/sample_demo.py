@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from common.errors import InputError
-from common.sample import add_sample_arguments
+from common.sample import SampleFrame, add_sample_arguments, sample_frames
 
 
 def add_demo_arguments(
@@ -40,12 +40,16 @@ def add_demo_arguments(
     parser.add_argument("--seed", type=int, default=0, help="quick fit: initialisation and data order")
 
 
-def check_demo_arguments(args: argparse.Namespace) -> None:
-    """One-line errors for quick-fit settings that cannot run."""
+def start_demo(args: argparse.Namespace) -> list[SampleFrame]:
+    """Check everything a demo step reads before any work (the sample's frames, the quick-fit
+    settings) with one-line errors, then create the output folder; returns the sample's frames."""
+    frames = sample_frames(args.sample)
     if args.steps < 1:
         raise InputError(f"--steps must be at least 1, got {args.steps}")
     if args.max_seconds <= 0:
         raise InputError(f"--max_seconds must be positive, got {args.max_seconds}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    return frames
 
 
 def time_boxed_fit(

@@ -28,7 +28,7 @@ from common.errors import cli_main
 from common.image import read_image, tensor_to_image, to_uint8, write_image
 from common.progress import get_logger, progress
 from common.sample import require, sample_fps, sample_frames
-from common.sample_demo import add_demo_arguments, check_demo_arguments, time_boxed_fit, write_readme
+from common.sample_demo import add_demo_arguments, start_demo, time_boxed_fit, write_readme
 from common.video import VideoWriter, write_frames
 from fsrt import animate
 
@@ -218,8 +218,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 @cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
-    sample_frames(args.sample)
-    args.out.mkdir(parents=True, exist_ok=True)
+    start_demo(args)
     if args.checkpoint is not None:
         from fsrt.checkpoint import DEFAULT_KP_DETECTOR, load_pretrained
 
@@ -230,7 +229,6 @@ def main(argv=None) -> int:
             checkpoint=args.checkpoint, config=args.config, kp_checkpoint=kp_checkpoint, size=size
         )
     else:
-        check_demo_arguments(args)
         with tempfile.TemporaryDirectory(prefix="fsrt_sample_demo_") as work:
             model, detector, steps, seconds, count, mse = quick_fit(
                 args.sample, Path(work), args.steps, args.max_seconds, args.seed

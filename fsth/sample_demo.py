@@ -24,7 +24,7 @@ from common.errors import cli_main
 from common.image import read_image
 from common.progress import get_logger
 from common.sample import require, sample_fps, sample_frames
-from common.sample_demo import add_demo_arguments, check_demo_arguments, time_boxed_fit, write_readme
+from common.sample_demo import add_demo_arguments, start_demo, time_boxed_fit, write_readme
 from common.video import write_frames, write_video
 from fsth.checkpoint import WHERE, read_meta_checkpoint
 from fsth.config import load_config
@@ -138,14 +138,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 @cli_main
 def main(argv=None) -> None:
     args = parse_args(argv)
-    sample_frames(args.sample)
-    args.out.mkdir(parents=True, exist_ok=True)
+    start_demo(args)
     if args.checkpoint is not None:
         require_file(args.checkpoint, "checkpoint file", WHERE)
         label = CHECKPOINT_LABEL.format(checkpoint=args.checkpoint)
         written = reenact(args.checkpoint, args.sample, args.out)
     else:
-        check_demo_arguments(args)
         # meta_train's own default device (this process's GPU, else the CPU); inference runs on the CPU
         device = resolve_device(None)
         with tempfile.TemporaryDirectory(prefix="fsth_sample_demo_") as work:

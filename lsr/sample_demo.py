@@ -35,7 +35,7 @@ from common.drawing import draw_landmarks
 from common.errors import InputError, cli_main
 from common.image import read_image, write_image
 from common.sample import SampleFrame, require, sample_fps, sample_frames
-from common.sample_demo import add_demo_arguments, check_demo_arguments, time_boxed_fit, write_readme
+from common.sample_demo import add_demo_arguments, start_demo, time_boxed_fit, write_readme
 from common.video import write_video
 from lsr import options
 
@@ -237,9 +237,8 @@ def main(argv=None) -> None:
     checked_frames(args.sample)  # every input is checked before TensorFlow is loaded
     if args.checkpoint is not None and not args.checkpoint.is_dir():
         raise InputError(f"{args.checkpoint}: checkpoint folder not found")
-    check_demo_arguments(args)
+    start_demo(args)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lsr_demo_") as tmp:
         work = Path(tmp)

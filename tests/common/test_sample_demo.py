@@ -2,22 +2,34 @@
 
 import argparse
 
+import numpy as np
 import pytest
 
 from common import sample_demo
 from common.errors import InputError
-from common.sample_demo import add_demo_arguments, check_demo_arguments, time_boxed_fit, write_readme
+from common.image import write_image
+from common.sample_demo import add_demo_arguments, start_demo, time_boxed_fit, write_readme
 
 
 def test_arguments_and_their_checks(tmp_path):
     parser = argparse.ArgumentParser()
     add_demo_arguments(parser, steps=30, max_seconds=35.0, checkpoint_flag="--train_dir")
-    args = parser.parse_args(["--sample", "s", "--out", "o", "--train_dir", "ckpt"])
+    sample, out = tmp_path / "sample", tmp_path / "out"
+    base = ["--sample", str(sample), "--out", str(out)]
+    args = parser.parse_args([*base, "--train_dir", "ckpt"])
     assert (args.steps, args.max_seconds, args.seed, str(args.checkpoint)) == (30, 35.0, 0, "ckpt")
+    with pytest.raises(InputError, match="source.png not found .run python -m tools.make_sample_data"):
+        start_demo(args)
+    image = np.zeros((8, 8, 3), np.uint8)
+    write_image(sample / "source.png", image)
+    write_image(sample / "driving" / "00000.png", image)
     with pytest.raises(InputError, match="--steps must be at least 1, got 0"):
-        check_demo_arguments(parser.parse_args(["--sample", "s", "--out", "o", "--steps", "0"]))
+        start_demo(parser.parse_args([*base, "--steps", "0"]))
     with pytest.raises(InputError, match="--max_seconds must be positive"):
-        check_demo_arguments(parser.parse_args(["--sample", "s", "--out", "o", "--max_seconds", "0"]))
+        start_demo(parser.parse_args([*base, "--max_seconds", "0"]))
+    assert not out.exists()  # nothing is written before every check passed
+    frames = start_demo(args)
+    assert [f.image.name for f in frames] == ["source.png", "00000.png"] and out.is_dir()
 
 
 def test_fit_stops_at_the_step_count():
