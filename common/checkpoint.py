@@ -65,19 +65,26 @@ def load_checkpoint(
     try:
         return torch.load(path, map_location=map_location, weights_only=not trust_pickle)
     except pickle.UnpicklingError as exc:
-        if trust_pickle or "Unsupported global" not in str(exc):
-            raise InputError(f"{path}: not a readable torch checkpoint ({_first_line(exc)})") from None
-        raise InputError(
-            f"{path}: holds pickled objects that weights_only loading refuses; "
-            "pass trust_pickle=True (CLI: --trust_pickle) only if you trust this file"
-        ) from None
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise InputError(f"{path}: not a readable torch checkpoint ({_first_line(exc)})") from None
+        if not trust_pickle and "Unsupported global" in str(exc):
+            raise InputError(
+                f"{path}: holds pickled objects that weights_only loading refuses; "
+                "pass trust_pickle=True (CLI: --trust_pickle) only if you trust this file"
+            ) from None
+        raise InputError(f"{path}: {_not_a_checkpoint(path)}") from None
+    except (RuntimeError, EOFError, OSError, ValueError):
+        raise InputError(f"{path}: {_not_a_checkpoint(path)}") from None
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else exc.__class__.__name__
+def _not_a_checkpoint(path: Path) -> str:
+    """What an unreadable file is not, from its first bytes (torch's own messages advise
+    weights_only=False, which cannot help a file that is not a checkpoint)."""
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if head.startswith(b"PK\x03\x04"):
+        return "a damaged or truncated torch checkpoint (its zip archive cannot be read)"
+    if head[:1] == b"\x80":
+        return "a damaged or truncated torch checkpoint (its pickle cannot be read)"
+    return "not a torch checkpoint (neither torch.save's zip format nor a legacy pickle)"
 
 
 def load_state_dict_file(path: str | os.PathLike, key: str | None = None, **kwargs) -> dict:

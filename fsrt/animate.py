@@ -112,19 +112,26 @@ def normalized_landmarks(landmarks: np.ndarray) -> np.ndarray | None:
     return centred / np.sqrt(area) if area > 0 else None
 
 
-def best_frame(source: np.ndarray, frames: Iterable[np.ndarray], detector) -> int:
+def best_frame(
+    source: np.ndarray,
+    frames: Iterable[np.ndarray],
+    detector,
+    source_name: str = "source image",
+    driving_name: str = "driving video",
+) -> int:
     """Index of the driving frame whose normalised landmarks are closest to the source's.
-    Images are prepared float frames; a frame without a face is a NoFaceError naming it. A
-    driving frame whose landmarks span no area is never the best; the source's must span one."""
-    reference = normalized_landmarks(detector.detect(to_uint8(source), name="source image"))
+    Images are prepared float frames; a frame without a face is a NoFaceError naming it
+    (`source_name`, or frame i of `driving_name`: give the paths). A driving frame whose
+    landmarks span no area is never the best; the source's must span one."""
+    reference = normalized_landmarks(detector.detect(to_uint8(source), name=source_name))
     if reference is None:
-        raise InputError("source image: the detected landmarks span no area; cannot pick a best frame")
+        raise InputError(f"{source_name}: the detected landmarks span no area; cannot pick a best frame")
     distances = []
     for i, frame in enumerate(frames):
-        landmarks = normalized_landmarks(detector.detect(to_uint8(frame), name=f"driving frame {i}"))
+        landmarks = normalized_landmarks(detector.detect(to_uint8(frame), name=f"{driving_name}, driving frame {i}"))
         distances.append(np.inf if landmarks is None else np.square(reference - landmarks).sum())
     if not np.isfinite(distances).any():
-        raise InputError("no driving frame has landmarks that span an area; cannot pick a best frame")
+        raise InputError(f"{driving_name}: no frame has landmarks that span an area; cannot pick a best frame")
     return int(np.argmin(distances))
 
 

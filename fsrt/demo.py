@@ -86,7 +86,9 @@ def main(argv=None) -> int:
         from common.landmarks import LandmarkDetector
 
         landmarks = LandmarkDetector(opt.landmark_backend, device=device, flip_input=True, weights_dir=opt.fan_weights)
-        anchor = animate.best_frame(sources[0], map(animate.prepare, iter_frames(opt.driving_video)), landmarks)
+        frames = map(animate.prepare, iter_frames(opt.driving_video))
+        source_name = f"{', '.join(opt.source_image)} (first source)"
+        anchor = animate.best_frame(sources[0], frames, landmarks, source_name, opt.driving_video)
         log.info("best frame: %d", anchor)
 
     # Pass 1: keypoints and expressions of every driving frame (small), so that relative motion

@@ -38,8 +38,13 @@ def test_missing_and_corrupt_files(tmp_path):
         ck.load_checkpoint(tmp_path / "none.pt")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(InputError, match="bad.pt: not a readable torch checkpoint"):
+    with pytest.raises(InputError, match=r"bad.pt: not a torch checkpoint \(neither torch.save's zip format") as error:
         ck.load_checkpoint(bad)
+    assert "weights_only" not in str(error.value)  # torch's advice cannot help a file that is no checkpoint
+    good = ck.save_checkpoint({"w": torch.zeros(1000)}, tmp_path / "good.pt")
+    (tmp_path / "cut.pt").write_bytes(good.read_bytes()[:2000])
+    with pytest.raises(InputError, match=r"cut.pt: a damaged or truncated torch checkpoint \(its zip archive"):
+        ck.load_checkpoint(tmp_path / "cut.pt")
 
 
 def test_load_strict_reports_every_kind_of_mismatch():

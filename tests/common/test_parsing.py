@@ -144,7 +144,7 @@ def test_wrong_checkpoints_give_one_line_errors(checkpoints, tmp_path):
 
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(InputError, match="not a readable torch checkpoint"):
+    with pytest.raises(InputError, match="garbage.pth: not a torch checkpoint"):
         load_parser("celebamask_unet", garbage)
 
 

@@ -205,7 +205,7 @@ def test_best_frame_skips_landmarks_that_span_no_area():
     assert animate.best_frame(frame, [frame] * 4, _Landmarks(face, other, coincident, moved, collinear)) == 2
     with pytest.raises(InputError, match="source image: the detected landmarks span no area"):
         animate.best_frame(frame, [frame], _Landmarks(coincident, face))
-    with pytest.raises(InputError, match="no driving frame has landmarks that span an area"):
+    with pytest.raises(InputError, match="driving video: no frame has landmarks that span an area"):
         animate.best_frame(frame, [frame] * 2, _Landmarks(face, coincident, collinear))
 
 
@@ -257,5 +257,5 @@ def test_no_face_with_find_best_frame(capsys, ckpt, sample, tmp_path):
         "--relative",
         "--find_best_frame",
     )
-    assert "no face" in message and "driving frame 0" in message
+    assert "no face" in message and f"{tmp_path / 'noise.mp4'}, driving frame 0" in message
     assert not (tmp_path / "r.mp4").exists()
