@@ -6,8 +6,9 @@ weights of `fsrt_testlib.seeded_state` and the inputs of `make_inputs`: the keyp
 Our attention runs through PyTorch's fused kernel, which rounds differently from the original's
 matmul-softmax-matmul, and other CPUs and kernel paths round differently again: the largest
 differences are a few millionths of each tensor's magnitude (2.8e-6 on an AVX-512 machine, 6.1e-6
-with ATEN_CPU_CAPABILITY=default and one thread), hence the tolerance `numerics.FORWARD`; scaling one weight tensor by 1.001 moves them far beyond it
-(`test_a_perturbed_weight_fails`), so the tolerance still catches a real deviation.
+with ATEN_CPU_CAPABILITY=default and one thread), hence the tolerance `numerics.FORWARD`.
+Scaling one weight tensor by 1.01 moves them far beyond it (`test_a_perturbed_weight_fails`),
+so the tolerance still catches a real deviation.
 """
 
 from __future__ import annotations
