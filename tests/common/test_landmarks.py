@@ -257,3 +257,90 @@ def test_fan_landmarks_real_code_path(empty_torch_home, random_fan_weights, astr
     assert np.all(np.abs(lm - (222, 116)) < 150)
     with pytest.raises(NoFaceError, match="face_alignment detector"):
         detector.detect(np.full((128, 128, 3), 128, np.uint8))
+
+
+# ------------------------------------------------------------ face_alignment, fast and offline
+@pytest.fixture
+def interpreted_heatmap_decoder(monkeypatch):
+    """face-alignment's two numba-jitted helpers (heatmap peaks to image points) run as the plain
+    Python they are compiled from: the same code and results, without the 15-25 s compilation
+    (the slow test above runs them compiled)."""
+    from face_alignment import utils
+
+    monkeypatch.setattr(utils, "_get_preds_fromhm", utils._get_preds_fromhm.py_func)
+    monkeypatch.setattr(utils, "transform_np", utils.transform_np.py_func)
+
+
+# Where the one-face S3FD weights below put their face in a 128x128 image: a prior of the
+# stride-128 level (a 2x2 map here), centre x and y 64 or 192 and side 4 * 128, as the box offsets
+# are zero; the four overlap so much that non-maximum suppression keeps one.
+PRIOR_SIDE, PRIOR_CORNERS = 512.0, (-192.0, -64.0)
+
+
+@pytest.fixture(scope="module")
+def fan_and_sfd_weights(tmp_path_factory, random_fan_weights):
+    """A weights folder holding both files FAN's default (S3FD) path loads, in face-alignment
+    1.5.0's layout: the FAN file above and S3FD's real architecture with a random trunk whose
+    heads are zero but for their biases, set so that every anchor is background except the
+    coarsest (stride 128) level's, which are faces with their priors' boxes."""
+    import shutil
+
+    import torch
+    from face_alignment.detection.sfd.net_s3fd import s3fd
+
+    folder = tmp_path_factory.mktemp("fan_sfd_weights")
+    shutil.copyfile(random_fan_weights / FAN_FILE, folder / FAN_FILE)
+    torch.manual_seed(1)
+    state = s3fd().state_dict()
+    for key, value in state.items():
+        if "_mbox_" in key:
+            value.zero_()
+        if key.endswith("_mbox_conf.bias"):  # background logit(s) first, the face logit last
+            value[:-1], value[-1] = (-10.0, 10.0) if key.startswith("conv7_2") else (10.0, -10.0)
+    torch.save(state, folder / SFD_FILE)
+    return folder
+
+
+def test_fan_default_detector_from_weights_dir(
+    empty_torch_home, fan_and_sfd_weights, interpreted_heatmap_decoder, offline
+):
+    """The default face_alignment path (S3FD + FAN) built from `weights_dir`, run on an image."""
+    import torch
+
+    detector = LandmarkDetector(backend="face_alignment", weights_dir=fan_and_sfd_weights)
+    saved_sfd = torch.load(fan_and_sfd_weights / SFD_FILE, weights_only=True)
+    saved_fan = torch.load(fan_and_sfd_weights / FAN_FILE, weights_only=True)
+    sfd_net = detector._fan.face_detector.face_detector
+    assert torch.equal(sfd_net.conv1_1.weight, saved_sfd["conv1_1.weight"])
+    assert torch.equal(sfd_net.conv7_2_mbox_conf.bias, saved_sfd["conv7_2_mbox_conf.bias"])
+    assert torch.equal(detector._fan.face_alignment_net.conv1.weight, saved_fan["conv1.weight"])
+
+    image = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    faces = detector.detect_all(image)
+    assert len(faces) == 1
+    face = faces[0]
+    assert face.landmarks.shape == (68, 2) and face.landmarks.dtype == np.float32
+    assert face.box.shape == (4,) and face.box.dtype == np.float32
+    np.testing.assert_allclose(face.box[2:] - face.box[:2], PRIOR_SIDE, atol=1e-3)
+    assert all(np.isclose(corner, PRIOR_CORNERS, atol=1e-3).any() for corner in face.box[:2])
+    assert face.score > 0.99  # S3FD's confidence, not the landmarks' (~1 - e^-20 here)
+    # FAN's points lie in its crop, mapped back to image pixels: face-alignment crops a square of
+    # side 200 * (w + h) / 195 around the box centre moved up by 0.12 h
+    (x1, y1, x2, y2), side = face.box, 200 * (face.box[2] + face.box[3] - face.box[0] - face.box[1]) / 195
+    centre = np.array([(x1 + x2) / 2, (y1 + y2) / 2 - 0.12 * (y2 - y1)])
+    assert np.all(np.abs(face.landmarks - centre) <= side / 2 + 1)
+    np.testing.assert_array_equal(detector.detect(image), face.landmarks)
+    assert torch.hub.get_dir() == str(empty_torch_home)
+    assert not (empty_torch_home / "checkpoints").exists()
+
+
+def test_fan_landmarks_fast(empty_torch_home, random_fan_weights, astronaut, interpreted_heatmap_decoder, offline):
+    """What the slow test checks, with the heatmap decoder interpreted."""
+    detector = LandmarkDetector(backend="face_alignment", face_detector="dlib", weights_dir=random_fan_weights)
+    faces = detector.detect_all(astronaut)
+    assert len(faces) >= 1 and faces[0].landmarks.shape == (68, 2) and faces[0].landmarks.dtype == np.float32
+    # with FAN's dlib detector the score is the mean heatmap peak of the 68 points
+    assert 0 < faces[0].score < 1
+    assert np.all(np.abs(faces[0].landmarks - (222, 116)) < 150)
+    with pytest.raises(NoFaceError, match=r"^image: no face found \(face_alignment detector\)$"):
+        detector.detect(np.full((128, 128, 3), 128, np.uint8))

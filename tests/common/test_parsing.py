@@ -4,11 +4,12 @@ are not on any registry); the fixed seed makes every run identical."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from numerics import FORWARD, assert_close
+from numerics import FORWARD, assert_close, mismatch
 from PIL import Image
 
 from common.errors import CheckpointMismatchError, InputError
@@ -379,3 +380,122 @@ def test_labels_from_coincident_landmarks():
     for points in (closed, np.full((68, 2), 60.0)):
         labels = labels_from_landmarks(points, (120, 120))
         assert labels.shape == (120, 120) and labels.dtype == np.uint8 and labels.max() <= 18
+
+
+# ------------------------------------------------------------------------- parity with the originals
+PARITY_GOLDEN = Path(__file__).parent / "data" / "parsing_original_outputs.npz"
+PARITY_UNET_SHAPE = (2, 3, 32, 48)  # sides multiples of 16, as the U-Net needs
+PARITY_BISENET_SHAPE = (2, 3, 80, 112)  # 1/32 scale is 3x4, so the nearest upsamplings are uneven
+# Recorded elements: every 2nd (U-Net) / 4th (BiSeNet) pixel of each output, to keep the file small.
+PARITY_STRIDE = {"unet": 2, "bisenet_out": 4, "bisenet_out16": 4, "bisenet_out32": 4}
+# Scaled by 1.01 in the perturbation check: each network's first convolution (BatchNorm in eval
+# mode uses its stored statistics, so it does not cancel the change).
+PARITY_PERTURBED = {"celebamask_unet": "conv1.conv1.0.weight", "bisenet": "cp.resnet.conv1.weight"}
+
+
+def random_state_dict(reference: dict) -> dict:
+    """The parity weights: for every entry of `reference` (a state_dict), a value drawn from
+    `np.random.RandomState(zlib.crc32(key.encode()))`, so it depends on the key and shape only.
+
+    * `num_batches_tracked`: 0 (int64);
+    * `running_var` and 1-D `weight` (BatchNorm scales): uniform(0.5, 1.5);
+    * other 1-D entries (biases, BatchNorm shifts, `running_mean`): normal(0, 0.1);
+    * convolution kernels: normal(0, sqrt(1 / fan_in)), fan_in = prod(shape[1:]), except the
+      U-Net's 2x2-stride-2 transposed convolutions (`*.up.weight`, in x out x 2 x 2), where
+      every output pixel sees one tap per input channel: fan_in = shape[0].
+    Everything else float32.
+    """
+    import zlib
+
+    values = {}
+    for key, ref in reference.items():
+        shape = tuple(ref.shape)
+        rng = np.random.RandomState(zlib.crc32(key.encode()))
+        if key.endswith("num_batches_tracked"):
+            values[key] = torch.zeros(shape, dtype=torch.int64)
+            continue
+        if key.endswith("running_var") or (key.endswith(".weight") and len(shape) == 1):
+            value = rng.uniform(0.5, 1.5, shape)
+        elif len(shape) == 1:
+            value = rng.normal(0.0, 0.1, shape)
+        else:
+            fan_in = shape[0] if key.endswith(".up.weight") else int(np.prod(shape[1:]))
+            value = rng.normal(0.0, np.sqrt(1.0 / fan_in), shape)
+        values[key] = torch.from_numpy(value.astype(np.float32))
+    return values
+
+
+def parity_inputs() -> dict:
+    """The recorded inputs: uniform(-1, 1) float32 NCHW from RandomState(0) (U-Net) and (1) (BiSeNet)."""
+    return {
+        "unet": np.random.RandomState(0).uniform(-1, 1, PARITY_UNET_SHAPE).astype(np.float32),
+        "bisenet": np.random.RandomState(1).uniform(-1, 1, PARITY_BISENET_SHAPE).astype(np.float32),
+    }
+
+
+def parity_outputs(unet_net, bisenet_net) -> dict:
+    """The recorded outputs of two networks in eval mode, subsampled by `PARITY_STRIDE`."""
+    inputs = parity_inputs()
+    with torch.no_grad():
+        outputs = {"unet": unet_net.eval()(torch.from_numpy(inputs["unet"]))}
+        heads = bisenet_net.eval()(torch.from_numpy(inputs["bisenet"]))
+    outputs.update(zip(("bisenet_out", "bisenet_out16", "bisenet_out32"), heads))
+    return {
+        name: value[:, :, :: PARITY_STRIDE[name], :: PARITY_STRIDE[name]].numpy() for name, value in outputs.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def parity_checkpoints(tmp_path_factory):
+    """The parity weights as checkpoint files of our layout (so they are loaded strictly by `load_parser`)."""
+    folder = tmp_path_factory.mktemp("parity")
+    files = {}
+    for model, network in (("celebamask_unet", CelebAMaskUNet()), ("bisenet", BiSeNet(19))):
+        files[model] = folder / f"{model}.pth"
+        torch.save(random_state_dict(network.state_dict()), files[model])
+    return files
+
+
+def our_parity_outputs(parity_checkpoints, perturb: float = 1.0) -> dict:
+    networks = {}
+    for model, path in parity_checkpoints.items():
+        networks[model] = load_parser(model, path).network
+        if perturb != 1.0:
+            with torch.no_grad():
+                networks[model].state_dict()[PARITY_PERTURBED[model]] *= perturb
+    return parity_outputs(networks["celebamask_unet"], networks["bisenet"])
+
+
+def test_forward_passes_equal_the_originals(parity_checkpoints):
+    """Our U-Net and BiSeNet give the original networks' outputs for the same weights and inputs.
+
+    `data/parsing_original_outputs.npz` holds the originals' outputs, made with torch 2.13.0+cpu
+    (CPU, float32, eval mode, no_grad) from
+    * the U-Net: `face_parsing/unet.py` + `model_utils.py` of switchablenorms/CelebAMask-HQ at
+      3f6c45df5e67130568f9459f24f8d6a5ff836d30, unmodified, built as `unet()` (its defaults);
+    * BiSeNet: `model.py` + `resnet.py` of zllrunning/face-parsing.PyTorch at
+      d2e684cf1588b46145635e8fe7bcc29544e5537e, built as `BiSeNet(19)`, with two patches to run
+      offline: `import torchvision` (unused) removed from model.py, and in `Resnet18.init_weight`
+      `modelzoo.load_url(resnet18_url)` replaced by `{}` (no ImageNet weights; they would be
+      overwritten anyway).
+    A script outside this repo put those files on `sys.path`, imported `random_state_dict`,
+    `parity_inputs` and `parity_outputs` from this module, loaded
+    `random_state_dict(net.state_dict())` into each original network with `strict=True`, and
+    saved `parity_outputs(unet, bisenet)` with `np.savez_compressed`. Here the same weights
+    reach our networks through checkpoint files and `load_parser` (strict).
+    """
+    ours = our_parity_outputs(parity_checkpoints)
+    golden = np.load(PARITY_GOLDEN)
+    assert sorted(golden.files) == sorted(ours)
+    for name, value in ours.items():
+        assert np.abs(golden[name]).max() > 1e-1, name  # a real signal, not an all-zero output
+        assert_close(value, golden[name], FORWARD, name)
+
+
+def test_a_perturbed_weight_breaks_parity(parity_checkpoints):
+    """Each network's first convolution scaled by 1.01 moves every recorded output more than ten
+    times `FORWARD` away."""
+    ours = our_parity_outputs(parity_checkpoints, perturb=1.01)
+    golden = np.load(PARITY_GOLDEN)
+    for name, value in ours.items():
+        assert mismatch(value, golden[name], FORWARD) is not None, name
