@@ -6,7 +6,8 @@ in 256-pixel units (x, y), as written by `fsrt.extract_keypoints`. Landmarks onl
 augmentations; the model's keypoints come from the KPDetector at training time.
 
 Every sample is a pure function of (seed, sample number): its random draws come from a
-generator seeded with both, so a resumed or multi-process run sees the same stream of data.
+generator seeded with both. `StepSampler` makes the sample numbers a pure function of (seed,
+step, process, number of processes), so a resumed run sees the same stream of data.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from fsrt.augmentation import color_jitter, jitter_factors
 from fsrt.model import pixel_grid
 
 _VIDEO_SUFFIXES = (".mp4", ".mov", ".gif")
+_SHUFFLE = 0x5EED  # seed entry of the epoch permutations
 
 
 def _list_videos(folder: Path) -> list[Path]:
@@ -76,7 +78,7 @@ class VoxDataset(torch.utils.data.Dataset):
         self.num_src, self.phase1, self.size, self.seed = num_src, phase1, frame_size, seed
         self.num_pixels, self.num_pixels_phase1 = num_pixels, num_pixels_phase1
         self.image_subsampling = image_subsampling
-        self.simulate_out_of_frame_motion = simulate_out_of_frame_motion and self.is_train
+        self.simulate_out_of_frame_motion = simulate_out_of_frame_motion  # validation crops too, as the original
         params = augmentation_params or {}
         self.flip = self.is_train and params.get("flip_param", {}).get("horizontal_flip", False)
         self.jitter = params.get("jitter_param") if self.is_train else None
@@ -96,16 +98,24 @@ class VoxDataset(torch.utils.data.Dataset):
             self.items = list(groups.values())
         else:
             self.items = [[video] for video in videos]
+        landmarks = set(os.listdir(self.kp_path)) if self.kp_path.is_dir() else set()
+        missing = [v for v in videos if v.name.split(".")[0] + ".npy" not in landmarks]
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise InputError(
+                f"{self._landmark_path(missing[0])}: landmark file of {missing[0]} not found{more} "
+                "(run fsrt.extract_keypoints)"
+            )
         self.grid = pixel_grid(frame_size, frame_size)
 
     def __len__(self) -> int:
         return len(self.items) * (10000 if self.is_train else 1)
 
+    def _landmark_path(self, video: Path) -> Path:
+        return self.kp_path / (video.name.split(".")[0] + ".npy")
+
     def _landmarks(self, video: Path) -> np.ndarray:
-        path = self.kp_path / (video.name.split(".")[0] + ".npy")
-        if not path.is_file():
-            raise InputError(f"{path}: landmark file of {video} not found (run fsrt.extract_keypoints)")
-        return np.load(path).astype(np.float32)
+        return np.load(self._landmark_path(video)).astype(np.float32)
 
     def _pick(self, index: int, rng: np.random.Generator):
         """Video frames [S+1, 3, H, W] and landmarks [S+1, 68, 2]; skips frames without a face."""
@@ -237,20 +247,33 @@ class VoxDataset(torch.utils.data.Dataset):
 
 
 class StepSampler(torch.utils.data.Sampler):
-    """Sample numbers for one process from training step `start` on: step t, process r takes
-    numbers t·B·W + r·B ... + B − 1 (B per-process batch, W processes), modulo the dataset length.
-    Together with the per-sample seeding this makes the data stream a function of the step."""
+    """Sample numbers for one process from training step `start` on, shuffled like the original's
+    `DistributedSampler(shuffle=True, drop_last=False)`.
 
-    def __init__(self, length: int, batch_size: int, start: int = 0, rank: int = 0, world_size: int = 1):
+    Epoch e is a permutation of all sample numbers seeded with (seed, e); it is padded with its
+    own first entries to a multiple of the number of processes W, and process r takes every W-th
+    entry from r on. Each process reads its shares of epochs 0, 1, ... as one stream, B per step
+    (B = per-process batch), so step t takes stream positions t·B ... t·B + B − 1: the data are a
+    function of (seed, step, process, W), and a resume continues them exactly. Unlike a
+    DataLoader epoch, a batch may span the end of an epoch (every batch has B samples).
+    """
+
+    def __init__(self, length: int, batch_size: int, start: int = 0, rank: int = 0, world_size: int = 1, seed: int = 0):
         self.length, self.batch, self.start, self.rank, self.world = length, batch_size, start, rank, world_size
+        self.seed = seed
+        self.share = -(-length // world_size)  # samples per process and epoch
+
+    def epoch(self, epoch: int) -> np.ndarray:
+        """This process's sample numbers of `epoch`, in order."""
+        # The third entry keeps these seeds apart from the per-sample ones (seed, sample number).
+        order = np.random.default_rng([self.seed, epoch, _SHUFFLE]).permutation(self.length)
+        return np.resize(order, self.share * self.world)[self.rank :: self.world]
 
     def __iter__(self):
-        step = self.start
+        epoch, offset = divmod(self.start * self.batch, self.share)
         while True:
-            first = (step * self.world + self.rank) * self.batch
-            for n in range(first, first + self.batch):
-                yield n % self.length
-            step += 1
+            yield from map(int, self.epoch(epoch)[offset:])
+            epoch, offset = epoch + 1, 0
 
 
 def get_dataset(mode: str, data_cfg: dict, **kwargs) -> VoxDataset:

@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 
 from common import distributed
-from common.checkpoint import load_strict
+from common.checkpoint import load_strict, require_file
 from common.errors import InputError, cli_main
 from common.progress import get_logger, progress
 from common.runlog import RunLog
@@ -23,7 +23,7 @@ from fsrt.checkpoint import DEFAULT_KP_DETECTOR, load_fsrt, load_kp_detector, sa
 from fsrt.config import load_config, resolve_config
 from fsrt.data import StepSampler, get_dataset
 from fsrt.model import FSRT, KPDetector, MultiScaleDiscriminator
-from fsrt.trainer import FSRTTrainer
+from fsrt.trainer import FSRTTrainer, check_scales
 from fsrt.visualize import NUM_VISUALIZED, fixed_batch, render_columns, save_grid
 
 PEAK_LR, DECAY_RATE = 1e-4, 0.16
@@ -37,8 +37,8 @@ def learning_rate(it: int, warmup: int, decay_it: int) -> float:
     return PEAK_LR * DECAY_RATE ** ((it - warmup) / decay_it)
 
 
-def _loader(dataset, batch_size: int, start: int, rank: int, world: int, workers: int, device: torch.device):
-    sampler = StepSampler(len(dataset), batch_size, start, rank, world)
+def _loader(dataset, batch_size: int, start: int, rank: int, world: int, seed: int, workers: int, device):
+    sampler = StepSampler(len(dataset), batch_size, start, rank, world, seed)
     return iter(
         torch.utils.data.DataLoader(
             dataset,
@@ -90,9 +90,24 @@ def train(
     sign = 1 if tcfg["model_selection_mode"] == "maximize" else -1
     batch_size = max(1, tcfg["batch_size"] // world)
 
+    # Every file the run needs is checked now, not when a later phase first uses it.
+    check_scales(cfg)
+    validates = evaluate_now or 0 < tcfg["validate_every"] < max_it  # validation has the perceptual term
+    if sum(tcfg["perceptual_loss_weight"]) > 0 and (max_it > tcfg["iters_in_phase1"] or validates):
+        require_file(
+            vgg,
+            "VGG19 weights for training.perceptual_loss_weight",
+            "convert them with `python -m tools.convert_vgg` and pass --vgg PATH",
+        )
     torch.manual_seed(seed)  # identical initial weights on every process
     detector = kp_detector if kp_detector is not None else load_kp_detector(kp_checkpoint)
     detector = detector.to(device).eval()
+    data_kwargs = {"frame_size": frame_size, "seed": seed}
+
+    def train_data(phase1: bool):
+        return get_dataset("train", cfg["data"], phase1=phase1, **data_kwargs)
+
+    train_set, val_set = train_data(True), get_dataset("val", cfg["data"], phase1=False, **data_kwargs)
     model = FSRT(**cfg["model"]).to(device)
     disc = None
     if cfg["discriminator"]["use_disc"]:
@@ -134,10 +149,9 @@ def train(
     phase1_end = tcfg["iters_in_phase1"]
     it = state["it"] + 1
     phase1 = it < phase1_end
-    data_kwargs = {"frame_size": frame_size, "seed": seed}
-    train_set = get_dataset("train", cfg["data"], phase1=phase1, **data_kwargs)
-    val_set = get_dataset("val", cfg["data"], phase1=False, **data_kwargs)
-    batches = _loader(train_set, batch_size, it, rank, world, tcfg["num_workers"], device)
+    if not phase1:
+        train_set = train_data(phase1)
+    batches = _loader(train_set, batch_size, it, rank, world, seed, tcfg["num_workers"], device)
     writer = RunLog(out_dir) if rank == 0 else None
     visuals: dict[str, dict] = {}  # the fixed samples, read at the first visualisation
     # pixels per decoder call for the visualisations: the original's training budget per process
@@ -189,8 +203,8 @@ def train(
     for it in bar:
         if (it < phase1_end) != phase1:  # phase 2 needs full-image targets: rebuild the loader
             phase1 = it < phase1_end
-            train_set = get_dataset("train", cfg["data"], phase1=phase1, **data_kwargs)
-            batches = _loader(train_set, batch_size, it, rank, world, tcfg["num_workers"], device)
+            train_set = train_data(phase1)
+            batches = _loader(train_set, batch_size, it, rank, world, seed, tcfg["num_workers"], device)
         if tcfg["checkpoint_every"] > 0 and it % tcfg["checkpoint_every"] == 0 and it > 0:
             save("model.pt", best)
         if tcfg["backup_every"] > 0 and it % tcfg["backup_every"] == 0:

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from common.errors import InputError
+from fsrt.model.keypoint_detector import AntiAliasInterpolation2d
 
 
 def statistical_regularization(e_src_augm, e_drv, e_src_augm2, e_drv_crop, cfg) -> dict[str, torch.Tensor]:
@@ -28,6 +29,21 @@ def statistical_regularization(e_src_augm, e_drv, e_src_augm2, e_drv_crop, cfg) 
         + cfg["variance_loss_weight"] * variance
         + cfg["covariance_loss_weight"] * covariance,
     }
+
+
+def check_scales(cfg: dict) -> None:
+    """`training.scales` are the image-pyramid levels (1 or 1/n) the discriminator can read; each
+    `discriminator.scales` entry needs its level, as in the original (there a KeyError)."""
+    levels = cfg["training"]["scales"]
+    for scale in levels:
+        if not (isinstance(scale, (int, float)) and 0 < scale <= 1 and (1 / scale) % 1 == 0):
+            raise InputError(f"training.scales: {scale!r} is not supported (use 1 or 1/n: 1, 0.5, 0.25, ...)")
+    if cfg["discriminator"]["use_disc"]:
+        for scale in cfg["discriminator"]["scales"]:
+            if str(scale) not in map(str, levels):
+                raise InputError(
+                    f"discriminator.scales: {scale!r} is not in training.scales {levels} (its image-pyramid level)"
+                )
 
 
 class FSRTTrainer:
@@ -55,6 +71,13 @@ class FSRTTrainer:
         self.phase2_start = self.train_cfg["iters_in_phase1"]
         self.phase3_start = self.phase2_start + self.train_cfg["iters_in_phase2"]
         self.use_disc = cfg["discriminator"]["use_disc"] and discriminator is not None
+        check_scales(cfg)
+        # The discriminator sees the prediction and target at each of its scales: scale 1 as is,
+        # scale 1/n blurred and subsampled (it resizes its input back to 256² itself).
+        self.pyramid = {
+            str(s): (lambda x: x) if s == 1 else AntiAliasInterpolation2d(3, s).to(self.device)
+            for s in cfg["discriminator"]["scales"]
+        }
         self.generator = torch.Generator().manual_seed(seed)  # the per-step coin flips, checkpointed
 
     @torch.no_grad()
@@ -125,27 +148,36 @@ class FSRTTrainer:
             loss = loss + terms["reg_loss"]
         return loss, terms, disc_inputs
 
-    def _discriminate(self, fake, real, kp, detach: bool):
-        """One discriminator call on [fake; real] (InstanceNorm is per sample, so batching is exact)."""
+    def _discriminate(self, fake, real, kp, detach: bool) -> list[tuple]:
+        """One discriminator call on [fake; real] at all its scales (InstanceNorm is per sample, so
+        batching is exact) -> per scale (fake features, real features, fake map, real map)."""
         both = torch.cat([fake.detach() if detach else fake, real])
-        out = self.discriminator({"prediction_1": both}, kp=torch.cat([kp, kp]))
-        half = fake.shape[0]
-        return (
-            [f[:half] for f in out["feature_maps_1"]],
-            [f[half:] for f in out["feature_maps_1"]],
-            out["prediction_map_1"][:half],
-            out["prediction_map_1"][half:],
+        out = self.discriminator(
+            {f"prediction_{s}": down(both) for s, down in self.pyramid.items()}, kp=torch.cat([kp, kp])
         )
+        half = fake.shape[0]
+        return [
+            (
+                [f[:half] for f in out[f"feature_maps_{s}"]],
+                [f[half:] for f in out[f"feature_maps_{s}"]],
+                out[f"prediction_map_{s}"][:half],
+                out[f"prediction_map_{s}"][half:],
+            )
+            for s in self.pyramid
+        ]
 
     def _generator_gan(self, fake, real, kp, terms) -> torch.Tensor:
-        feats_fake, feats_real, map_fake, _ = self._discriminate(fake, real, kp, detach=False)
-        terms["gen_gan"] = self.train_cfg["generator_gan_loss_weight"] * ((1 - map_fake) ** 2).mean()
-        terms["feature_matching"] = sum(
-            w * (a - b).abs().mean()
-            for w, a, b in zip(self.train_cfg["generator_gan_feature_matching"], feats_real, feats_fake)
-            if w != 0
-        )
-        return terms["gen_gan"] + terms["feature_matching"]
+        """LSGAN and feature-matching terms, each summed over the discriminator's scales."""
+        gan = matching = fake.new_zeros(())
+        for feats_fake, feats_real, map_fake, _ in self._discriminate(fake, real, kp, detach=False):
+            gan = gan + self.train_cfg["generator_gan_loss_weight"] * ((1 - map_fake) ** 2).mean()
+            matching = matching + sum(
+                w * (a - b).abs().mean()
+                for w, a, b in zip(self.train_cfg["generator_gan_feature_matching"], feats_real, feats_fake)
+                if w != 0
+            )
+        terms["gen_gan"], terms["feature_matching"] = gan, matching
+        return gan + matching
 
     def train_step(self, data: dict, it: int, optimizer, optimizer_disc=None) -> dict[str, float]:
         for module in (self.encoder, self.decoder, self.expression_encoder):
@@ -156,9 +188,9 @@ class FSRTTrainer:
         optimizer.step()
         if disc_inputs is not None:
             optimizer_disc.zero_grad()  # also drops what the generator loss left in D
-            _, _, map_fake, map_real = self._discriminate(*disc_inputs[:2], disc_inputs[2], detach=True)
-            terms["disc_gan"] = (
+            terms["disc_gan"] = sum(
                 self.train_cfg["discriminator_gan_loss_weight"] * ((1 - map_real) ** 2 + map_fake**2).mean()
+                for _, _, map_fake, map_real in self._discriminate(*disc_inputs, detach=True)
             )
             terms["disc_gan"].backward()
             optimizer_disc.step()

@@ -16,6 +16,7 @@ import torch
 import yaml
 from numerics import FORWARD, ROUNDING, assert_close
 
+from common.errors import InputError
 from common.image import read_image
 from fsrt.model import KPDetector
 from fsrt.train import describe, train
@@ -253,3 +254,82 @@ def test_statistical_regularization_hand_values():
         ("reg_loss", 2.0 + 0.2 * 0.99 + 13.0),
     ):
         assert_close(terms[name], value, ROUNDING, name)
+
+
+def test_missing_files_fail_at_start_up(vox, tmp_path):
+    """VGG weights (needed from phase 2 on and by validation), the detector checkpoint and the data
+    folders are checked before anything is built or written."""
+    cfg = tiny_config(vox, perceptual_loss_weight=[0.01] * 5)
+    run = tmp_path / "run"
+    with pytest.raises(InputError, match=r"^no VGG19 weights .* given; .*--vgg PATH"):
+        train(cfg, run, kp_detector=detector(), max_it=20, frame_size=SIZE, show_progress=False)
+    with pytest.raises(InputError, match=r"^no VGG19 weights"):  # phase 1 only, but it validates
+        train(cfg, run, kp_detector=detector(), max_it=3, frame_size=SIZE, evaluate_now=True, show_progress=False)
+    with pytest.raises(InputError, match=r"vgg\.pt: VGG19 weights .* not found"):
+        train(cfg, run, kp_detector=detector(), vgg=tmp_path / "vgg.pt", max_it=20, frame_size=SIZE)
+    with pytest.raises(InputError, match=r"kp\.pt: checkpoint file not found"):
+        train(tiny_config(vox), run, kp_checkpoint=tmp_path / "kp.pt", max_it=20, frame_size=SIZE)
+    nodata = tiny_config(vox)
+    nodata["data"]["data_path"] = str(tmp_path / "nodata")
+    with pytest.raises(InputError, match=r"nodata/train: dataset folder not found"):
+        train(nodata, run, kp_detector=detector(), max_it=20, frame_size=SIZE)
+    assert not run.exists()
+    # phase 1 without validation never computes the perceptual loss: no VGG file needed
+    rows = train(cfg, run, kp_detector=detector(), max_it=2, frame_size=SIZE, show_progress=False)
+    assert [r["it"] for r in rows] == [0, 1] and "perceptual" not in rows[-1]
+
+
+def multiscale_config(base: Path, levels, disc_scales, **training) -> dict:
+    cfg = tiny_config(base, scales=levels, **training)
+    cfg["discriminator"]["scales"] = disc_scales
+    return cfg
+
+
+def test_gan_terms_sum_over_the_discriminator_scales():
+    """Each discriminator scale reads its image-pyramid level (scale 0.5: blurred and every second
+    pixel); the LSGAN and feature-matching terms add up over the scales."""
+    from fsrt.config import load_config
+    from fsrt.model import MultiScaleDiscriminator
+    from fsrt.model.keypoint_detector import AntiAliasInterpolation2d
+    from fsrt.trainer import FSRTTrainer
+
+    cfg = load_config(multiscale_config(Path("."), [1, 0.5, 0.25], [1, 0.5]))
+    torch.manual_seed(0)
+    disc = MultiScaleDiscriminator([1, 0.5], **cfg["discriminator"]["disc_kwargs"])
+    trainer = FSRTTrainer(cfg, None, None, None, None, discriminator=disc)
+    fake, real, kp = torch.rand(2, 3, SIZE, SIZE), torch.rand(2, 3, SIZE, SIZE), torch.rand(2, 10, 2) * 2 - 1
+    terms = {}
+    total = trainer._generator_gan(fake, real, kp, terms)
+    weights = cfg["training"]["generator_gan_feature_matching"]
+    gan, matching = [], []
+    for key, level in (("1", lambda x: x), ("0-5", AntiAliasInterpolation2d(3, 0.5))):
+        assert level(fake).shape[-1] == (SIZE if key == "1" else SIZE // 2)
+        feats_fake, map_fake = disc.discs[key](level(fake), kp)
+        feats_real, _ = disc.discs[key](level(real), kp)
+        gan.append(cfg["training"]["generator_gan_loss_weight"] * ((1 - map_fake) ** 2).mean())
+        matching.append(sum(w * (a - b).abs().mean() for w, a, b in zip(weights, feats_real, feats_fake)))
+    assert min(gan) > 0 and min(matching) > 0
+    assert_close(terms["gen_gan"], sum(gan), FORWARD, "gen_gan")
+    assert_close(terms["feature_matching"], sum(matching), FORWARD, "feature_matching")
+    assert_close(total, sum(gan) + sum(matching), FORWARD, "total")
+
+
+@pytest.mark.parametrize(
+    ("levels", "disc_scales", "message"),
+    [
+        ([1], [0.5], r"^discriminator\.scales: 0\.5 is not in training\.scales \[1\]"),
+        ([1, 0.3], [1], r"^training\.scales: 0\.3 is not supported \(use 1 or 1/n"),
+    ],
+)
+def test_unusable_scales_are_rejected_at_start_up(tmp_path, levels, disc_scales, message):
+    with pytest.raises(InputError, match=message):  # before the data folders are even looked at
+        train(multiscale_config(tmp_path, levels, disc_scales), tmp_path / "run", kp_detector=detector(), max_it=1)
+
+
+def test_multiscale_discriminator_trains_in_phase_3(vox, tmp_path):
+    torch.set_num_threads(1)
+    cfg = multiscale_config(vox, [1, 0.5], [1, 0.5], iters_in_phase1=1, iters_in_phase2=1, disc_warmup_iters=0)
+    rows = train(cfg, tmp_path, kp_detector=detector(), max_it=3, frame_size=SIZE, show_progress=False)
+    assert "disc_gan" not in rows[1] and rows[2]["gen_gan"] > 0 and rows[2]["disc_gan"] > 0
+    saved = torch.load(tmp_path / "model.pt", weights_only=True)["discriminator"]
+    assert {k.split(".")[1] for k in saved} == {"1", "0-5"}
