@@ -6,19 +6,22 @@ Layouts (root objects of the checkpoint):
   eval   networks
 Keys are object-graph paths, e.g. `generator/blocks/2/conv_block0/conv/kernel`. Restoring
 compares the model's keys and shapes with `tf.train.list_variables` first, so a mismatch is
-one `CheckpointMismatchError` line instead of a TensorFlow traceback or a silent partial load.
+one `CheckpointMismatchError` line instead of a TensorFlow traceback or a silent partial load;
+likewise an unreadable index or a missing, truncated or corrupt data shard is one `InputError`
+line naming the file.
 """
 
 from __future__ import annotations
 
 import collections
+import glob
 import os
 import re
 
 import tensorflow as tf
 
 from common.checkpoint import mismatch_report, not_found
-from common.errors import CheckpointMismatchError
+from common.errors import CheckpointMismatchError, InputError
 
 LAYOUTS = ("train", "infer", "eval")
 OFFICIAL = (
@@ -108,9 +111,62 @@ def checkpoint_keys(root) -> dict:
     return {k: v for k, v in keys.items() if k not in _BOOKKEEPING}
 
 
+def _reason(exc: BaseException) -> str:
+    """TensorFlow's message on one line, without the op/stack context it may append."""
+    text = " ".join(str(getattr(exc, "message", exc)).split())
+    return text.split(" [Op:", 1)[0] or type(exc).__name__
+
+
+def open_reader(prefix: str):
+    """`tf.train.load_checkpoint(prefix)`, an unreadable index being a one-line `InputError`
+    that names the `.index` file instead of TensorFlow's `OpError` traceback."""
+    try:
+        return tf.train.load_checkpoint(prefix)
+    except (tf.errors.OpError, ValueError) as exc:
+        raise InputError(
+            f"{prefix}.index: not a readable TensorFlow checkpoint index ({_reason(exc)}); "
+            "the file is corrupt or truncated: copy the checkpoint again"
+        ) from None
+
+
+def data_files(prefix: str) -> list[str]:
+    """The `.data-NNNNN-of-MMMMM` shards the index at `prefix` needs; a one-line `InputError`
+    naming the first one that is absent."""
+    present = sorted(glob.glob(glob.escape(prefix) + ".data-*-of-*"))
+    counts = {m.group(1) for f in present if (m := re.search(r"\.data-\d+-of-(\d+)$", f))}
+    if len(counts) != 1:
+        what = "no data shard" if not counts else f"data shards of different sets ({', '.join(sorted(counts))})"
+        raise InputError(f"{prefix}.data-*: {what} beside {prefix}.index; copy the whole checkpoint again")
+    total = counts.pop()
+    needed = [f"{prefix}.data-{i:05d}-of-{total}" for i in range(int(total))]
+    for name in needed:
+        if not os.path.isfile(name):
+            raise InputError(f"{name}: checkpoint data shard not found; copy the whole checkpoint again")
+    return needed
+
+
+def _data_error(prefix: str, exc: BaseException) -> InputError:
+    """The one-line error for checkpoint data that cannot be read (a truncated or corrupt
+    shard), naming the shard when TensorFlow's message or the shard count tells which."""
+    reason = _reason(exc)
+    shards = data_files(prefix)
+    named = [f for f in shards if f in reason or os.path.basename(f) in reason]
+    where = named[0] if named else shards[0] if len(shards) == 1 else f"{prefix}.data-*"
+    return InputError(f"{where}: unreadable checkpoint data ({reason}); the shard is truncated or corrupt")
+
+
+def read_tensor(prefix: str, key: str):
+    """One stored value of the checkpoint at `prefix`, unreadable files being `InputError`s."""
+    reader = open_reader(prefix)
+    try:
+        return reader.get_tensor(key)
+    except (tf.errors.OpError, IndexError) as exc:
+        raise _data_error(prefix, exc) from None
+
+
 def saved_keys(prefix: str) -> dict:
     """Key -> tf.TensorSpec of every variable stored in the checkpoint at `prefix`."""
-    reader = tf.train.load_checkpoint(prefix)
+    reader = open_reader(prefix)
     dtypes = reader.get_variable_to_dtype_map()
     return {
         key: tf.TensorSpec(shape, dtypes[key])
@@ -159,9 +215,15 @@ def restore(checkpoint, path, partial: bool) -> str:
         raise CheckpointMismatchError(f"{prefix}: does not match the model: {report}{note}")
     # read(), unlike restore(), does not add a save_counter that the file may lack (write()
     # omits it); create ours only when there is one to restore.
-    if tf.train.load_checkpoint(prefix).has_tensor(_SAVE_COUNTER):
+    if open_reader(prefix).has_tensor(_SAVE_COUNTER):
         _ = checkpoint.save_counter
-    status = checkpoint.read(prefix)
+    data_files(prefix)
+    try:
+        status = checkpoint.read(prefix)
+    except (tf.errors.OpError, IndexError) as exc:
+        # A truncated shard surfaces as IndexError ("Read less bytes than requested"), a
+        # corrupt one as DataLossError, a vanished one as NotFoundError.
+        raise _data_error(prefix, exc) from None
     try:
         if partial:
             status.assert_existing_objects_matched().expect_partial()

@@ -165,6 +165,12 @@ def write_summaries(step, optimizers, losses, batch, outputs):
     tf.summary.text("basename", tf.constant(basenames(batch)), step=step)
 
 
+def denormalize(image) -> tf.Tensor:
+    """Model-range image -> float32 on [0, 255], values outside [-1, 1] clipped first."""
+    image = tf.cast(tf.convert_to_tensor(image), tf.float32)
+    return (tf.clip_by_value(image, -1.0, 1.0) + 1.0) * 127.5
+
+
 class EvalMetrics:
     """Running means of the original's eval metrics (images on [0, 255]) and losses."""
 
@@ -172,7 +178,9 @@ class EvalMetrics:
         self.values = {}
 
     def update(self, real, fake, per_example_losses):
-        real, fake = (tf.cast((tf.convert_to_tensor(x) + 1.0) * 127.5, tf.float32) for x in (real, fake))
+        # As the original's denormalisation: both images are clipped to [-1, 1] before being
+        # mapped to [0, 255] (the generator has no output non-linearity).
+        real, fake = (denormalize(x) for x in (real, fake))
         self._add("mean_absolute_error", tf.reduce_mean(tf.abs(real - fake), axis=[1, 2, 3]))
         self._add("mean_psnr", tf.image.psnr(real, fake, 255))
         self._add("mean_ssim", tf.image.ssim(real, fake, 255))

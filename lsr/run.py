@@ -56,7 +56,7 @@ def _stored_counter(directory, name):
     prefix = tf.train.latest_checkpoint(directory) if tf.io.gfile.isdir(directory) else None
     if prefix is None:
         return None
-    return int(tf.train.load_checkpoint(prefix).get_tensor(f"{name}/.ATTRIBUTES/VARIABLE_VALUE"))
+    return int(checkpoint.read_tensor(prefix, f"{name}/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
 def _print_networks(model):
@@ -408,10 +408,10 @@ def infer(config, checkpoint_path, output_dir) -> InferenceResult:
         "subject_folders",
         source_dir,
         config.use_segmaps,
-        batch_size=1,
         k_frames=config.K,
-        max_sequence_frames=config.K,
+        batch_size=1,
         max_examples=1,
+        max_sequence_frames=config.K,
         frame_shape=shape,
     )
     drivers = data.provide(

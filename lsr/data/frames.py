@@ -12,15 +12,13 @@ import numpy as np
 from common.errors import InputError
 from common.image import read_image
 
-PERSON_ID_KEY = "person_id"
-VIDEO_ID_KEY = "video_id"
-VIDEO_PART_ID_KEY = "video_part_id"
-FRAMES_KEY = "frames_in"
-TARGET_FRAME_KEY = "frame_gt"
-CONTOURS_KEY = "contours_in"
-TARGET_CONTOUR_KEY = "contour_gt"
-SEGMAPS_KEY = "segmaps_in"
-TARGET_SEGMAP_KEY = "segmap_gt"
+# Example keys (the names are the original's, so examples and summaries match it).
+# Where the example comes from: three strings.
+PERSON_ID_KEY, VIDEO_ID_KEY, VIDEO_PART_ID_KEY = "person_id", "video_id", "video_part_id"
+# Per modality, the K few-shot inputs ([K, H, W, C] per example) and the target ([H, W, C]).
+FRAMES_KEY, TARGET_FRAME_KEY = "frames_in", "frame_gt"
+CONTOURS_KEY, TARGET_CONTOUR_KEY = "contours_in", "contour_gt"
+SEGMAPS_KEY, TARGET_SEGMAP_KEY = "segmaps_in", "segmap_gt"
 
 # The PNG providers match loosely; the tfrecord exporter matches '*_<kind>.png' exactly.
 FRAME_GLOBS = ("*_rgb*", "*_contour*", "*_segmap_merged*")

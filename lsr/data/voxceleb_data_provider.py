@@ -102,10 +102,8 @@ def provide_tfrecords(
     dataset = tf.data.TFRecordDataset(paths).with_options(options)
     if is_training or shuffle:
         dataset = dataset.shuffle(SHUFFLE_BUFFER_SIZE, seed=seed)
-    if repeat != 1:
-        dataset = dataset.repeat(repeat)
-    elif max_examples != -1:
-        dataset = dataset.take(max_examples)
+    # Only one of the two is set (checked above); take(-1) keeps every example.
+    dataset = dataset.repeat(repeat) if repeat != 1 else dataset.take(max_examples)
     dataset = dataset.map(read_tfrecord, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.map(
         lambda record: few_shot_example(record, k_frames, num_concatenations, use_segmaps, is_training, seed),

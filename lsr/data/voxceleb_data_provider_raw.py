@@ -137,8 +137,6 @@ def finish(dataset, batch_size, shuffle, repeat, max_examples, seed, buffer_size
     dataset = dataset.with_options(options)
     if shuffle:
         dataset = dataset.shuffle(buffer_size, seed=seed)
-    if repeat != 1:
-        dataset = dataset.repeat(repeat)
-    elif max_examples != -1:
-        dataset = dataset.take(max_examples)
+    # Only one of the two is set (checked above); take(-1) keeps every example.
+    dataset = dataset.repeat(repeat) if repeat != 1 else dataset.take(max_examples)
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -44,15 +44,8 @@ class LayoutPretrainingModel(BaseHeadSynthesisModel):
         lr_mul_factor=1.0,
     ):
         """One Adam ('Adam_opt_G_layout') over the layout generator and encoder."""
-        lr = learning_rate_schedule(
-            global_step,
-            lr_mul_factor * self.config.g_lr,
-            lr_warmstart_steps,
-            decay_start_step,
-            decay_end_step,
-            decay_num_intervals,
-            starting_step,
-        )
+        steps = (lr_warmstart_steps, decay_start_step, decay_end_step, decay_num_intervals, starting_step)
+        lr = learning_rate_schedule(global_step, lr_mul_factor * self.config.g_lr, *steps)
         self.g_layout_optimizer = self._adam(lr, "Adam_opt_G_layout")
         return self.get_optimizers()
 

@@ -58,16 +58,10 @@ class TwoStepSynthesisModel(BaseHeadSynthesisModel):
         """Adam for G (both generators and encoders), for D (if built) and, when the
         segmentation loss has its own optimizer and weight, for the layout branch."""
 
+        steps = (lr_warmstart_steps, decay_start_step, decay_end_step, decay_num_intervals, starting_step)
+
         def schedule(lr):
-            return learning_rate_schedule(
-                global_step,
-                lr_mul_factor * lr,
-                lr_warmstart_steps,
-                decay_start_step,
-                decay_end_step,
-                decay_num_intervals,
-                starting_step,
-            )
+            return learning_rate_schedule(global_step, lr_mul_factor * lr, *steps)
 
         g_lr = schedule(self.config.g_lr)
         self.g_optimizer = self._adam(g_lr, "Adam_opt_G")

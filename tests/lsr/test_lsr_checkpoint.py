@@ -1,6 +1,9 @@
-"""lsr.checkpoint: main.py's layouts, restoring the original's keys, one-line mismatches."""
+"""lsr.checkpoint: main.py's layouts, restoring the original's keys, one-line mismatches and
+one-line errors for unreadable files."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -158,3 +161,49 @@ def test_latest_checkpoint_finds_the_newest_or_explains(tmp_path, write_checkpoi
     assert checkpoint.latest_checkpoint(tmp_path / "ckpt-3") == str(tmp_path / "ckpt-3")
     tf.compat.v1.train.update_checkpoint_state(str(tmp_path), str(tmp_path / "ckpt-3"))
     assert checkpoint.latest_checkpoint(tmp_path) == str(tmp_path / "ckpt-3")
+
+
+def _damage(prefix: str, how: str) -> str:
+    """Damage the checkpoint at `prefix` in place; return the file the error must name."""
+    index = Path(prefix + ".index")
+    (shard,) = Path(prefix).parent.glob(Path(prefix).name + ".data-*")
+    if how == "random index":
+        index.write_bytes(np.random.default_rng(0).bytes(300))
+        return str(index)
+    if how == "empty index":
+        index.write_bytes(b"")
+        return str(index)
+    if how == "truncated data":
+        shard.write_bytes(shard.read_bytes()[:200])
+        return str(shard)
+    if how == "corrupt data":
+        data = bytearray(shard.read_bytes())
+        data[100:-100] = bytes(255 - b for b in data[100:-100])
+        shard.write_bytes(bytes(data))
+        return str(shard)
+    shard.unlink()
+    return f"{prefix}.data-*"
+
+
+@pytest.mark.parametrize("how", ["random index", "empty index", "truncated data", "corrupt data", "missing data"])
+def test_unreadable_checkpoint_files_are_one_line_input_errors(how, small_checkpoint, write_checkpoint, tmp_path):
+    model, values = small_checkpoint
+    prefix = write_checkpoint(tmp_path / "ckpt-1", values)
+    named = _damage(prefix, how)
+    for load in (
+        lambda: checkpoint.load_model(model, tmp_path, "eval"),
+        lambda: checkpoint.read_tensor(prefix, "encoder/fc_z/bias/.ATTRIBUTES/VARIABLE_VALUE"),
+    ):
+        with pytest.raises(InputError) as error:
+            load()
+        message = str(error.value)
+        assert message.startswith(f"{named}: ") and "\n" not in message, message
+        assert ("index" in how) == ("not a readable TensorFlow checkpoint index" in message)
+
+
+def test_a_missing_shard_of_several_is_named(tmp_path):
+    prefix = str(tmp_path / "ckpt-4")
+    for name in ("index", "data-00000-of-00002"):
+        Path(f"{prefix}.{name}").write_bytes(b"")
+    with pytest.raises(InputError, match=rf"^{prefix}\.data-00001-of-00002: checkpoint data shard not found"):
+        checkpoint.data_files(prefix)

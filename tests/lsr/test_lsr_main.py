@@ -358,6 +358,36 @@ def test_cli_reports_a_missing_checkpoint_in_one_line(data, tmp_path):
     ]
 
 
+@pytest.mark.parametrize("damage", ["index", "data"])
+def test_cli_reports_a_corrupt_checkpoint_in_one_line(trained, data, tmp_path, damage):
+    train_dir, _ = trained
+    root, _, _ = data
+    prefix = Path(checkpoint.latest_checkpoint(train_dir))
+    copy = tmp_path / "run"
+    copy.mkdir()
+    for path in prefix.parent.glob(prefix.name + ".*"):
+        (copy / path.name).write_bytes(path.read_bytes())
+    if damage == "index":
+        bad = copy / f"{prefix.name}.index"
+        bad.write_bytes(np.random.default_rng(1).bytes(500))
+    else:
+        (bad,) = copy.glob(f"{prefix.name}.data-*")
+        bad.write_bytes(bad.read_bytes()[:1000])
+    result = subprocess.run(
+        [sys.executable, "-m"]
+        + _args(train_dir=copy, run_mode="eval", batch_size=1, std_eval_subset_dir=root / "eval"),
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[2],
+        timeout=180,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {bad}: "), result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+
+
 def test_help_lists_the_flags(capsys):
     assert lsr_main.main(["lsr.main", "--help"]) == 0
     out = capsys.readouterr().out
