@@ -103,8 +103,7 @@ class Loss_EG_finetune(nn.Module):
         self.vggface = _perceptual(
             vggface_weight_file, "vggface_weight_file", vggface_arch, vggface_layers, normalize, vggface_loss_weight
         )
-        self.vgg19_loss_weight = vgg19_loss_weight
-        self.vggface_loss_weight = vggface_loss_weight
+        self.vgg19_loss_weight, self.vggface_loss_weight = vgg19_loss_weight, vggface_loss_weight
         self.fm_loss_weight = fm_loss_weight
 
     @classmethod

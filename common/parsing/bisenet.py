@@ -139,9 +139,9 @@ class BiSeNet(nn.Module):
         super().__init__()
         self.cp = ContextPath()
         self.ffm = FeatureFusionModule(256, 256)
-        self.conv_out = BiSeNetOutput(256, 256, n_classes)
-        self.conv_out16 = BiSeNetOutput(128, 64, n_classes)
-        self.conv_out32 = BiSeNetOutput(128, 64, n_classes)
+        # the fused 1/8 head, then the auxiliary heads on the 1/16 and 1/32 context features
+        for name, (width, mid) in {"conv_out": (256, 256), "conv_out16": (128, 64), "conv_out32": (128, 64)}.items():
+            self.add_module(name, BiSeNetOutput(width, mid, n_classes))
 
     def forward(self, x):
         size = x.shape[2:]

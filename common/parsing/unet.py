@@ -38,10 +38,9 @@ class UNetUp(nn.Module):
         super().__init__()
         # Registered before `up`, as in the original, so the state_dict order matches too.
         self.conv = UNetConv2(in_size, out_size, is_batchnorm)
-        if is_deconv:
-            self.up = nn.ConvTranspose2d(in_size, out_size, kernel_size=2, stride=2)
-        else:
-            self.up = nn.UpsamplingBilinear2d(scale_factor=2)
+        # a learnt 2x upsampling (the released model) or a fixed bilinear one, no weights
+        learnt = nn.ConvTranspose2d(in_size, out_size, kernel_size=2, stride=2) if is_deconv else None
+        self.up = learnt or nn.UpsamplingBilinear2d(scale_factor=2)
 
     def forward(self, skip, deeper):
         up = self.up(deeper)
