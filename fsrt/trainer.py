@@ -36,11 +36,11 @@ def check_scales(cfg: dict) -> None:
     `discriminator.scales` entry needs its level, as in the original (there a KeyError)."""
     levels = cfg["training"]["scales"]
     for scale in levels:
-        if not (isinstance(scale, (int, float)) and 0 < scale <= 1 and (1 / scale) % 1 == 0):
+        if not (isinstance(scale, (int, float)) and 0 < scale <= 1 and abs(1 / scale - round(1 / scale)) < 1e-6):
             raise InputError(f"training.scales: {scale!r} is not supported (use 1 or 1/n: 1, 0.5, 0.25, ...)")
     if cfg["discriminator"]["use_disc"]:
         for scale in cfg["discriminator"]["scales"]:
-            if str(scale) not in map(str, levels):
+            if not any(abs(scale - level) < 1e-9 for level in levels):
                 raise InputError(
                     f"discriminator.scales: {scale!r} is not in training.scales {levels} (its image-pyramid level)"
                 )

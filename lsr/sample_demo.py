@@ -42,7 +42,7 @@ from lsr import options
 OFFICIAL_SIZE = 224
 QUICK_SIZE = 64
 DEMO_K = 1
-# The tests' tiny two_step_syn at 64 px (tests/lsr/test_lsr_main.py), VGG losses and R1/R2 off.
+# A tiny two_step_syn at 64 px (the lsr.main tests train it too), VGG losses and R1/R2 off.
 QUICK_OPTIONS = dict(
     train_resolution=QUICK_SIZE,
     G_num_upsamples=4,

@@ -20,6 +20,7 @@ from common.errors import InputError
 from common.image import read_image
 from fsrt.model import KPDetector
 from fsrt.train import describe, train
+from fsrt.trainer import check_scales
 from fsrt.visualize import HEADER
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -312,6 +313,11 @@ def test_gan_terms_sum_over_the_discriminator_scales():
     assert_close(terms["gen_gan"], sum(gan), FORWARD, "gen_gan")
     assert_close(terms["feature_matching"], sum(matching), FORWARD, "feature_matching")
     assert_close(total, sum(gan) + sum(matching), FORWARD, "total")
+
+
+def test_equal_scales_written_differently_are_accepted():
+    """1 and 1.0 name the same level, and 1/3 is a level even though 1 / (1/3) is not exactly 3."""
+    check_scales({"training": {"scales": [1.0, 1 / 3]}, "discriminator": {"use_disc": True, "scales": [1, 1 / 3]}})
 
 
 @pytest.mark.parametrize(

@@ -44,22 +44,10 @@ from numerics import FORWARD, mismatch
 
 from fsth.config import load_config
 from fsth.loss import Loss_EG_meta
-from fsth.meta_train import train_step
+from fsth.meta_train import LOG_COLUMNS, train_step
 from fsth.network import Discriminator, Embedder, Generator
 
-LOGGED = (
-    "L_VGG19",
-    "L_VGGFace",
-    "L_CNT",
-    "L_ADV",
-    "L_FM",
-    "L_MCH",
-    "L_EG",
-    "L_DSC1",
-    "L_DSC2",
-    "D_SCORE",
-    "D_SCORE_HAT",
-)
+LOGGED = LOG_COLUMNS[3:]  # the values one step logs (after epoch, step, total_step)
 D_BIAS = -13.25
 
 
