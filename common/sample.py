@@ -2,7 +2,8 @@
 
 DIR/source.png and DIR/driving/NNNNN.png, their landmarks DIR/landmarks/source.npy and
 DIR/landmarks/driving/NNNNN.npy, their label maps DIR/parsing/source.png and
-DIR/parsing/driving/NNNNN.png, and DIR/meta.json (fps among others).
+DIR/parsing/driving/NNNNN.png, the second identity's clip DIR/driving_2/ with its annotations in
+the same places, and DIR/meta.json (fps among others).
 """
 
 from __future__ import annotations
@@ -52,6 +53,20 @@ def sample_frames(sample: Path) -> list[SampleFrame]:
             p, sample / "landmarks" / "driving" / f"{p.stem}.npy", sample / "parsing" / "driving" / f"{p.stem}.png"
         )
         for p in driving
+    ]
+
+
+def second_identity_frames(sample: Path) -> list[SampleFrame]:
+    """The second identity's clip DIR/driving_2/ (source_2 animated with the same kind of motion):
+    a cross-identity driver for person-specific models."""
+    frames = list_images(require(sample / "driving_2", sample))
+    if not frames:
+        raise InputError(f"{sample / 'driving_2'}: no frames (run python -m tools.make_sample_data --out {sample})")
+    return [
+        SampleFrame(
+            p, sample / "landmarks" / "driving_2" / f"{p.stem}.npy", sample / "parsing" / "driving_2" / f"{p.stem}.png"
+        )
+        for p in frames
     ]
 
 

@@ -6,8 +6,10 @@
     DIR/source_2.png               a second identity (matplotlib's Grace Hopper photo), same framing
     DIR/driving.mp4                the driving clip (H.264), made from the source crop
     DIR/driving/00000.png ...      the same frames, lossless
+    DIR/driving_2/00000.png ...    the second identity with the same kind of motion, half a period
+                                   later (a cross-identity driver for person-specific models)
     DIR/landmarks/<name>.npy       68x2 float32 iBUG landmarks of source, source_2 and every
-                                   driving frame (driving/00000.npy ...)
+                                   driving frame (driving/00000.npy ..., driving_2/00000.npy ...)
     DIR/parsing/<name>.png         CelebAMask-HQ label maps (uint8) derived from those landmarks,
     DIR/parsing/<name>_color.png   and their colour previews
     DIR/meta.json                  fps, sizes, motion parameters, provenance
@@ -168,6 +170,21 @@ def control_points(photo: np.ndarray, detector) -> tuple[np.ndarray, tuple[float
     return np.concatenate([landmarks, anchor_ring(landmarks, crop)]).astype(np.float64), crop
 
 
+def write_clip(
+    out: Path, clip: str, photo: np.ndarray, src: np.ndarray, crop, size: int, motion: Motion, offset: int = 0
+) -> list[np.ndarray]:
+    """Write `clip`/NNNNN.png and its annotations: the photo animated from motion frame `offset` on."""
+    keep = [i for i in range(len(src)) if i not in INNER_LIPS]
+    centre, px = src[:68].mean(0), crop[2] / size
+    frames = []
+    for t in progress(range(motion.frames), desc=f"{clip} frames"):
+        dst = animate(src, (t + offset) % motion.frames, motion, centre, px)
+        frames.append(warp(photo, src[keep], dst[keep], crop, size))
+        write_image(out / clip / f"{t:05d}.png", frames[-1])
+        write_annotations(out, f"{clip}/{t:05d}", to_crop(dst[:68], crop, size), size)
+    return frames
+
+
 def make_sample(out: Path, size: int = 256, motion: Motion | None = None, detector=None) -> dict:
     """Write the sample into `out` (`motion` default: `Motion()`); `detector` (default: dlib's)
     finds the photos' landmarks."""
@@ -177,25 +194,20 @@ def make_sample(out: Path, size: int = 256, motion: Motion | None = None, detect
 
     from common.image import read_image
     from common.landmarks import LandmarkDetector
-    from common.video import VideoWriter
+    from common.video import write_video
 
-    (out / "landmarks" / "driving").mkdir(parents=True, exist_ok=True)
+    for clip in ("driving", "driving_2"):
+        (out / "landmarks" / clip).mkdir(parents=True, exist_ok=True)
     detector = detector or LandmarkDetector(backend="dlib")
     hopper = read_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
-    write_still(out, "source_2", hopper, *control_points(hopper, detector), size)
+    hopper_points, hopper_crop = control_points(hopper, detector)
+    write_still(out, "source_2", hopper, hopper_points, hopper_crop, size)
 
     photo = data.astronaut()
     src, crop = control_points(photo, detector)
     write_still(out, "source", photo, src, crop, size)
-    keep = [i for i in range(len(src)) if i not in INNER_LIPS]
-    centre, px = src[:68].mean(0), crop[2] / size
-    with VideoWriter(out / "driving.mp4", fps=motion.fps) as video:
-        for t in progress(range(motion.frames), desc="driving frames"):
-            dst = animate(src, t, motion, centre, px)
-            frame = warp(photo, src[keep], dst[keep], crop, size)
-            video.write(frame)
-            write_image(out / "driving" / f"{t:05d}.png", frame)
-            write_annotations(out, f"driving/{t:05d}", to_crop(dst[:68], crop, size), size)
+    write_video(out / "driving.mp4", write_clip(out, "driving", photo, src, crop, size, motion), fps=motion.fps)
+    write_clip(out, "driving_2", hopper, hopper_points, hopper_crop, size, motion, offset=motion.frames // 2)
 
     meta = {
         "size": size,
@@ -204,6 +216,7 @@ def make_sample(out: Path, size: int = 256, motion: Motion | None = None, detect
         "motion": asdict(motion),
         "source": "skimage.data.astronaut(), cropped at (x0, y0, side) = " + ", ".join(f"{v:.1f}" for v in crop),
         "source_2": "matplotlib sample_data/grace_hopper.jpg",
+        "driving_2": "source_2 animated with the same motion, starting half a period later",
         "landmarks": "dlib 68-point on the photos; driving landmarks are the warp targets (exact)",
         "parsing": "CelebAMask-HQ labels drawn from the landmarks (common.parsing.labels_from_landmarks), "
         "not a parsing network",

@@ -28,6 +28,20 @@ def test_layout_and_sizes(sample):
     assert set(np.unique(labels)) >= {0, 1, 2, 4, 5, 6, 7, 11, 12}  # bg, skin, nose, eyes, brows, lips
 
 
+def test_second_identity_clip(sample):
+    """driving_2 is source_2 moving: its landmarks are source_2's at the motion's frame 6 (half of 12)."""
+    from common.sample import second_identity_frames
+
+    frames = second_identity_frames(sample)
+    assert len(frames) == 12 and all(f.landmarks.is_file() and f.parsing.is_file() for f in frames)
+    hopper = read_image(sample / "source_2.png").astype(float)
+    first = read_image(frames[0].image).astype(float)
+    assert first.shape == hopper.shape and 0 < np.abs(first - hopper).mean() < 40  # same face, moved
+    still = np.load(sample / "landmarks" / "source_2.npy")
+    moved = np.load(frames[6].landmarks)  # motion frame 0: the rest pose plus the phase-0 head shift
+    assert np.abs(moved - still).max() < 0.1 * np.ptp(still[:, 0])
+
+
 def test_video_matches_the_lossless_frames(sample):
     from common.video import read_video
 
