@@ -57,9 +57,11 @@ demo: install
 	$(PY) -m fsth.sample_demo --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/fsth
 	$(PY) -m fsrt.sample_demo --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/fsrt
 	$(PY) -m lsr.sample_demo --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/lsr
+	$(PY) -m vpgc.sample_demo --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/vpgc
 
 bench: install
 	$(PY) -m tools.bench_common
+	$(PY) -m vpgc.bench --quick
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -44,7 +44,7 @@ def _stand_ins() -> list[tuple[type, str]]:
     return [(type(name.rsplit(".", 1)[1], (), {}), name) for name in _LIGHTNING_CLASSES]
 
 
-def _read(path: str | os.PathLike) -> Mapping[str, Any]:
+def read_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
     """Load with weights_only; a Lightning file naming callback classes is retried with those stand-ins."""
     import torch
 
@@ -85,7 +85,7 @@ def load_stage1(path: str | os.PathLike, model) -> dict[str, Any]:
 
     A model built without the loss ignores the file's `loss.*` entries; everything else must match.
     """
-    content = _read(path)
+    content = read_checkpoint(path)
     state = _entry(path, content, "state_dict", "a stage-1 Lightning checkpoint (N-Step-Checkpoint_*.ckpt)")
     target = unwrap(model)
     ignore = () if hasattr(target, "loss") else ("loss.",)
@@ -117,7 +117,7 @@ def load_stage2(encoder_path: str | os.PathLike, implicit_path: str | os.PathLik
         (encoder_path, "encoder", encoder, "a stage-2 landmark-encoder checkpoint (Enc_*.ckpt)"),
         (implicit_path, "implicit", imp, "a stage-2 driving-module checkpoint (Imp_*.ckpt)"),
     ):
-        state = _entry(path, _read(path), key, wanted)
+        state = _entry(path, read_checkpoint(path), key, wanted)
         load_strict(unwrap(module), state, source=path)
 
 

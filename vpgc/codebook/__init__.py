@@ -1,0 +1,1 @@
+"""VPGC stage 1: training (`vpgc.codebook.train`) and reconstructions (`vpgc.codebook.test`)."""
