@@ -171,6 +171,27 @@ def one_line_error(capsys, main, argv, *needles):
         assert needle in err
 
 
+def test_lpips_from_torchvision_vgg16_and_taming_lin_files(tmp_path):
+    """The two files a user has (torchvision's VGG16 with its classifier, taming's vgg.pth) give the same
+    LPIPS as a full LPIPS state dict; a file that is neither is a one-line mismatch error."""
+    reference = LPIPS()
+    for value in reference.state_dict().values():
+        if value.is_floating_point():
+            value.normal_()
+    state = reference.state_dict()
+    torchvision = {f"features.{k.split('.', 2)[2]}": v for k, v in state.items() if k.startswith("net.")}
+    torchvision["classifier.0.weight"] = torch.zeros(4, 4)
+    torch.save(torchvision, tmp_path / "vgg16.pth")
+    torch.save({k: v for k, v in state.items() if k.startswith("lin")}, tmp_path / "vgg.pth")
+    loaded = LPIPS()
+    codebook_train.load_lpips(loaded, [tmp_path / "vgg.pth", tmp_path / "vgg16.pth"])
+    for key, value in loaded.state_dict().items():
+        expected = state[key] if not key.startswith("scaling_layer.") else LPIPS().state_dict()[key]
+        assert torch.equal(value, expected), key  # copies
+    with pytest.raises(Exception, match="lin0"):
+        codebook_train.load_lpips(LPIPS(), [tmp_path / "vgg16.pth"])
+
+
 def test_bad_inputs_are_one_line_errors(subject, tmp_path, capsys):
     train_args = ["-t", "True", "--data_root", str(subject), "-l", str(tmp_path / "logs")]
     one_line_error(capsys, codebook_train.main, train_args + ["model.params.ddconfig.chh=3"], "unknown key", "'ch'")

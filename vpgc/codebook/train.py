@@ -208,17 +208,26 @@ def learning_rate(config: dict, processes: int) -> float:
     return processes * config["data"]["params"]["batch_size"] * config["model"]["base_learning_rate"]
 
 
-def load_lpips(module: torch.nn.Module, path) -> None:
-    """LPIPS weights (backbone and lin layers) from an LPIPS state dict or a stage-1 checkpoint
-    (`loss.perceptual_loss.*` of its state_dict); strict."""
-    content = read_checkpoint(path)
-    state = content.get("state_dict", content)
-    if not isinstance(state, Mapping):
-        raise InputError(f"{path}: not a state dict or a checkpoint with a state_dict")
-    prefix = "loss.perceptual_loss."
-    if any(key.startswith(prefix) for key in state):
-        state = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
-    load_strict(module, state, source=path)
+def load_lpips(module: torch.nn.Module, paths) -> None:
+    """LPIPS weights, strictly: one file (an LPIPS state dict, or a stage-1 checkpoint with
+    `loss.perceptual_loss.*`) or two (torchvision's VGG16 `vgg16-397923af.pth` and taming's lin
+    weights `vgg.pth`, in any order)."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    state: dict = {}
+    for path in paths:
+        content = read_checkpoint(path)
+        part = content.get("state_dict", content)
+        if not isinstance(part, Mapping):
+            raise InputError(f"{path}: not a state dict or a checkpoint with a state_dict")
+        prefix = "loss.perceptual_loss."
+        if any(key.startswith(prefix) for key in part):
+            part = {key[len(prefix) :]: value for key, value in part.items() if key.startswith(prefix)}
+        elif "features.0.weight" in part:  # torchvision VGG16
+            part = module.vgg16_state(part)
+        state.update(part)
+    if len(paths) > 1:  # the scaling buffers are constants that neither of the two files holds
+        state = {**{k: v for k, v in module.state_dict().items() if k.startswith("scaling_layer.")}, **state}
+    load_strict(module, state, source=" + ".join(str(p) for p in paths))
 
 
 def resume_file(path) -> Path:
@@ -265,7 +274,8 @@ def train(
     if perceptual and lpips is None and resume is None:
         raise InputError(
             "the perceptual loss needs LPIPS weights: pass --lpips FILE (an LPIPS state dict, or a stage-1 "
-            "checkpoint holding loss.perceptual_loss.*), or set model.params.lossconfig.params.perceptual_weight=0"
+            "checkpoint holding loss.perceptual_loss.*) or --lpips vgg16-397923af.pth vgg.pth (torchvision's "
+            "VGG16 and taming's lin weights), or set model.params.lossconfig.params.perceptual_weight=0"
         )
     dataset = FrameGroups(data_root, "train")
     test_folder = data_root / "images" / "test"
@@ -425,7 +435,12 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("-f", "--postfix", default="", help="post-postfix of the log directory name")
     parser.add_argument("-l", "--logdir", default="logs", help="folder of the run directories (default: logs)")
     parser.add_argument("--data_root", help="subject folder with images/train (and images/test for validation)")
-    parser.add_argument("--lpips", help="LPIPS weights: an LPIPS state dict or a stage-1 checkpoint")
+    parser.add_argument(
+        "--lpips",
+        nargs="+",
+        help="LPIPS weights: an LPIPS state dict or a stage-1 checkpoint, or torchvision's vgg16-397923af.pth "
+        "and taming's vgg.pth",
+    )
     parser.add_argument(
         "--learn_codebook", action="store_true", help="let the codebook learn (the original's stays random)"
     )

@@ -2,8 +2,9 @@
 
 The VGG16 `features` are rebuilt by hand and split into `net.slice1..5` keeping torchvision's layer
 indices in the key names (`net.slice3.14.weight`). No weights are downloaded: the backbone comes from a
-checkpoint (the official stage-1 checkpoint carries it as `loss.perceptual_loss.net.*`) and the lin
-layers from taming's `vgg.pth` (`load_lin_weights`) or the same checkpoint. Every parameter is frozen.
+checkpoint (the official stage-1 checkpoint carries it as `loss.perceptual_loss.net.*`) or from
+torchvision's VGG16 file (`vgg16_state`), and the lin layers from taming's `vgg.pth`
+(`load_lin_weights`) or the same checkpoint. Every parameter is frozen.
 """
 
 from __future__ import annotations
@@ -104,6 +105,15 @@ class LPIPS(nn.Module):
             layer = getattr(self, f"lin{index}").model(diff).mean([2, 3], keepdim=True)
             total = layer if total is None else total + layer
         return total
+
+    def vgg16_state(self, torchvision_state: dict) -> dict:
+        """`net.slice*` entries from a torchvision VGG16 state dict (`features.<i>.weight/bias`, e.g.
+        vgg16-397923af.pth); its classifier is not used."""
+        renamed = {}
+        for number in range(1, len(_SLICE_ENDS) + 1):
+            for name in getattr(self.net, f"slice{number}").state_dict():
+                renamed[f"net.slice{number}.{name}"] = torchvision_state.get(f"features.{name}")
+        return {key: value for key, value in renamed.items() if value is not None}
 
     def load_lin_weights(self, path: str | os.PathLike) -> None:
         """Load the five lin layers from taming's `vgg.pth` (`lin<i>.model.1.weight`); other keys in the
