@@ -16,6 +16,9 @@ $(STAMP): constraints.txt pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt '$(TF_PKG)' -e '.[tf,test]'
+	# VFA's FaceMesh: mediapipe without its declared jax, jaxlib, sounddevice and
+	# opencv-contrib-python (one OpenCV, opencv-python, stays; protobuf stays 4.x).
+	$(PY) -m pip install --quiet --no-deps -c constraints.txt mediapipe attrs flatbuffers
 	touch $@
 
 # ruff, configured in pyproject.toml: `make format` rewrites, `make lint` only checks (CI).
