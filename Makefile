@@ -61,10 +61,12 @@ demo: install
 	$(PY) -m fsrt.sample_demo --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/fsrt
 	$(PY) -m lsr.sample_demo --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/lsr
 	$(PY) -m vpgc.sample_demo --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/vpgc
+	$(PY) -m vfa.sample_demo --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/vfa
 
 bench: install
 	$(PY) -m tools.bench_common
 	$(PY) -m vpgc.bench --quick
+	$(PY) -m vfa.bench --quick
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -1,0 +1,31 @@
+"""`python -m vfa.bench` runs its smallest path (small meshes, training at 128, in one process) and
+reports every row; a folder that is not the original's checkout is a one-line error."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vfa import bench
+
+
+def test_tiny_bench_writes_every_row(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert bench.main(["--tiny", "--quick", "--in_process", "--threads", "1", "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    report = json.loads(out.read_text())
+    stages = [row["stage"] for row in report["rows"]]
+    assert stages[0] == "inference per frame (Animator.animate)" and stages[-1].startswith("stage-2 training step")
+    for row in report["rows"]:
+        assert row["ours"] > 0, row
+        assert row["stage"] in table
+    assert "error" not in json.dumps(report["results"])
+    assert report["results"]["inference"]["tracked"] > 0
+
+
+def test_original_must_be_a_checkout(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--tiny", "--original", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "networks/generator.py" in capsys.readouterr().err
