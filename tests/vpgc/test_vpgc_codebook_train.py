@@ -68,7 +68,10 @@ RUNNER = textwrap.dedent("""
 @pytest.fixture(autouse=True)
 def fast_lookup(monkeypatch):
     monkeypatch.setattr(GridQuantizer, "nearest", own_cell_nearest)
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny networks: threads only add contention
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

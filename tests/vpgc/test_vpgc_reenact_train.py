@@ -28,7 +28,10 @@ def fast_lookup(monkeypatch):
     """The soft lookup over each cell's own codewords: the 4096-candidate one costs seconds per group on
     CPU and is tested with the model."""
     monkeypatch.setattr(GridQuantizer, "soft", own_cell_soft)
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny networks: threads only add contention
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,10 @@
 Attribute names and registration order follow the official checkpoints (`conv_in`, `down.<i>.block.<j>`,
 `down.<i>.attn.<j>`, `down.<i>.downsample.conv`, `mid.block_1`, `mid.attn_1`, `mid.block_2`, `up.<i>...`,
 `norm_out`, `conv_out`). The same `Encoder` with 7 input channels is stage 2's landmark encoder.
+
+Without autograd (inference, the no-grad halves of the training steps) swish and the residual sums
+are computed in place: the same products and sums bit for bit, without a fresh full-size tensor per
+operation (page faults) and with fewer activations alive at once.
 """
 
 from __future__ import annotations
@@ -15,6 +19,11 @@ from torch import nn
 def swish(x: torch.Tensor) -> torch.Tensor:
     """x * sigmoid(x), written out: F.silu can differ from the original in the last bit."""
     return x * torch.sigmoid(x)
+
+
+def swish_(x: torch.Tensor) -> torch.Tensor:
+    """`swish` in place, for tensors nothing else reads: x * sigmoid(x) with the same rounding."""
+    return x.mul_(torch.sigmoid(x))
 
 
 def group_norm(channels: int) -> nn.GroupNorm:
@@ -35,12 +44,17 @@ class ResnetBlock(nn.Module):
         if in_channels != out_channels:
             self.nin_shortcut = nn.Conv2d(in_channels, out_channels, 1)
 
+    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        return self.nin_shortcut(x) if self.in_channels != self.out_channels else x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(swish(self.norm1(x)))
-        h = self.conv2(self.dropout(swish(self.norm2(h))))
-        if self.in_channels != self.out_channels:
-            x = self.nin_shortcut(x)
-        return x + h
+        if torch.is_grad_enabled():
+            h = self.conv1(swish(self.norm1(x)))
+            h = self.conv2(self.dropout(swish(self.norm2(h))))
+            return self.shortcut(x) + h
+        h = self.conv1(swish_(self.norm1(x)))
+        h = swish_(self.norm2(h))  # rebinding frees conv1's output before conv2 allocates
+        return self.conv2(self.dropout(h)).add_(self.shortcut(x))
 
 
 class AttnBlock(nn.Module):
