@@ -61,7 +61,8 @@ demo: install
 	$(PY) -m fsrt.sample_demo --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/fsrt
 	$(PY) -m lsr.sample_demo --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/lsr
 	$(PY) -m vpgc.sample_demo --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/vpgc
-	$(PY) -m vfa.sample_demo --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/vfa
+	$(PY) -m vfa.sample_demo --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/vfa \
+		$(if $(wildcard checkpoints/vfa/VFA.pt),--checkpoint checkpoints/vfa/VFA.pt)
 
 bench: install
 	$(PY) -m tools.bench_common
