@@ -76,3 +76,16 @@ def tiny_vgg():
     return VGGArch(
         "tiny", (2, 2, 3, 3, 3), 7, (93.5940, 104.7624, 129.1863), "test", widths=(4, 6, 8, 8, 8), fc_width=16
     )
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """Tests that lower torch's thread count (tiny networks run faster on one) must not leave it low
+    for the rest of the session: numbers and speed of later tests would depend on the order."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    yield
+    if threads is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
