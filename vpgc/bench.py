@@ -29,7 +29,6 @@ import importlib.util
 import io
 import json
 import math
-import multiprocessing
 import platform
 import resource
 import sys
@@ -41,6 +40,7 @@ import numpy as np
 
 from common.distributed import add_device_argument, resolve_device
 from common.errors import InputError, cli_main
+from common.isolated import run_isolated
 
 FRAMES = 4  # frames per batch (the original's batch_internal)
 SLICE_CELLS = 16  # grid cells per call of the original's hard lookup
@@ -454,32 +454,9 @@ def _measure(name: str, opt: argparse.Namespace, state: dict) -> dict:
     return result
 
 
-def _child(name: str, options: dict, state: dict, connection) -> None:
-    with contextlib.suppress(OSError):  # if memory runs out, the kernel kills this process first
-        Path("/proc/self/oom_score_adj").write_text("1000")
-    try:
-        connection.send(("ok", _measure(name, argparse.Namespace(**options), state)))
-    except Exception as exc:  # reported as the stage's result; the other stages still run
-        connection.send(("error", f"{type(exc).__name__}: {exc}".split("\n")[0]))
-
-
 def run_stage(name: str, opt: argparse.Namespace, state: dict | None = None) -> dict:
-    """Run one stage in a fresh spawned process (in this one with --in_process); an error or a killed
-    child gives {"error": ...}."""
-    state = dict(state or {})
-    if opt.in_process:
-        return _measure(name, opt, state)
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_child, args=(name, vars(opt), state, sender))
-    process.start()
-    sender.close()
-    try:
-        status, payload = receiver.recv()
-    except EOFError:
-        status, payload = "error", "the stage's process died (out of memory?)"
-    process.join()
-    return payload if status == "ok" else {"error": payload}
+    """One stage in a fresh spawned process (in this one with --in_process)."""
+    return run_isolated(_measure, name, opt, state, opt.in_process)
 
 
 # ------------------------------------------------------------------------------------------ report
