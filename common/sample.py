@@ -70,6 +70,25 @@ def second_identity_frames(sample: Path) -> list[SampleFrame]:
     ]
 
 
+def training_count(count: int, group: int = 4) -> int:
+    """How many of a clip's first frames train a demo model; the rest are held out.
+
+    The last sixth of the clip is held out, in whole groups of `group` frames (at least one group;
+    VPGC trains on windows of 4): frames 40-47 of the default 48. Every method's demo model is
+    trained without them, so the self-reenactment of those frames is scored on unseen poses.
+    """
+    held_out = max(group, count // 6 // group * group)
+    if count - held_out < group:
+        raise InputError(f"the sample's driving clip has {count} frames; a demo needs at least {group + held_out}")
+    return count - held_out
+
+
+def held_out_frames(sample: Path) -> list[SampleFrame]:
+    """The driving clip's held-out frames (after the first `training_count`), never trained on."""
+    clip = sample_frames(sample)[1:]
+    return clip[training_count(len(clip)) :]
+
+
 def sample_fps(sample: Path) -> float:
     """The driving clip's frame rate from meta.json (25 when it is missing or unreadable)."""
     try:

@@ -5,12 +5,15 @@ which of the two produced the frames."""
 from __future__ import annotations
 
 import argparse
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from common.errors import InputError
 from common.sample import SampleFrame, add_sample_arguments, sample_frames
+
+MODEL_KINDS = ("official", "demo model", "quick fit")
 
 
 def add_demo_arguments(
@@ -82,3 +85,57 @@ def write_readme(out: Path, label: str, sample: Path, outputs: str) -> str:
     (out / "README.txt").write_text(text)
     print(text, end="")
     return text
+
+
+def pick_model(official: Sequence[Path], demo: Sequence[Path]) -> tuple[list[Path], str] | None:
+    """The files a demo step loads when the user names none, and what they are.
+
+    `official`: the released files where the package README says to put them
+    (checkpoints/<package>/...); `demo`: the small model trained on the sample and committed in
+    the package (<package>/demo_model/...). The official files win when all are present. Returns
+    (files, "official" or "demo model"), or None when neither set is complete.
+    """
+    for files, kind in ((official, "official"), (demo, "demo model")):
+        if files and all(Path(f).is_file() for f in files):
+            return [Path(f) for f in files], kind
+    return None
+
+
+def peak_memory_mb() -> float:
+    """This process's peak resident memory so far, in MiB (ru_maxrss is KiB on Linux)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def write_run_info(
+    out: Path,
+    method: str,
+    model: str,
+    checkpoint: str,
+    size: int,
+    parts: dict[str, dict],
+    seconds_per_frame: float,
+) -> Path:
+    """OUT/run.json: what `tools.compare_demo` needs to score a demo step without knowing the method.
+
+    `model` is "official", "demo model" or "quick fit"; `checkpoint` names the files used;
+    `size` is the output frames' side in pixels. `parts` maps "self" and "cross" to
+    {"frames": folder of NNNNN.png named after the driving frames they render, relative to OUT,
+    "source": source image, "driving": driving frames folder, "identity": image whose identity the
+    result should keep}. Peak memory is this process's so far.
+    """
+    if model not in MODEL_KINDS:
+        raise ValueError(f"model must be one of {MODEL_KINDS}, got {model!r}")
+    info = {
+        "method": method,
+        "model": model,
+        "checkpoint": checkpoint,
+        "size": int(size),
+        "seconds_per_frame": float(seconds_per_frame),
+        "peak_memory_mb": round(peak_memory_mb(), 1),
+        "parts": {name: {key: str(value) for key, value in part.items()} for name, part in parts.items()},
+    }
+    path = out / "run.json"
+    path.write_text(json.dumps(info, indent=2) + "\n")
+    return path

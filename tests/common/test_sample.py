@@ -8,7 +8,7 @@ import pytest
 
 from common.errors import InputError
 from common.image import write_image
-from common.sample import DEFAULT_FPS, require, sample_fps, sample_frames
+from common.sample import DEFAULT_FPS, held_out_frames, require, sample_fps, sample_frames, training_count
 
 
 def make_sample(folder, frames=3):
@@ -56,3 +56,21 @@ def test_fps_from_meta_json_else_default(tmp_path):
     assert sample_fps(tmp_path) == 12.5
     (tmp_path / "meta.json").write_text("{broken")
     assert sample_fps(tmp_path) == DEFAULT_FPS
+
+
+@pytest.mark.parametrize(("count", "train"), [(48, 40), (24, 20), (8, 4), (60, 52)])
+def test_held_out_is_the_last_sixth_in_groups_of_four(count, train):
+    assert training_count(count) == train
+
+
+def test_too_short_a_clip_for_a_held_out_part():
+    with pytest.raises(InputError, match="has 7 frames; a demo needs at least 8"):
+        training_count(7)
+
+
+def test_held_out_frames_are_the_clips_last(tmp_path):
+    image = np.zeros((4, 4, 3), np.uint8)
+    write_image(tmp_path / "source.png", image)
+    for i in range(12):
+        write_image(tmp_path / "driving" / f"{i:05d}.png", image)
+    assert [f.image.stem for f in held_out_frames(tmp_path)] == ["00008", "00009", "00010", "00011"]

@@ -1,6 +1,7 @@
 """common.sample_demo: shared make-demo arguments, the time-boxed fit and the README."""
 
 import argparse
+import json
 
 import numpy as np
 import pytest
@@ -62,3 +63,26 @@ def test_readme(tmp_path):
         f"driving: {tmp_path}/sample/driving",
         "3 frames -> out",
     ]
+
+
+def test_official_files_win_over_the_demo_model(tmp_path):
+    official, demo = [tmp_path / "ckpt" / "a.pt", tmp_path / "ckpt" / "b.pt"], [tmp_path / "demo" / "a.pt"]
+    assert sample_demo.pick_model(official, demo) is None
+    demo[0].parent.mkdir()
+    demo[0].write_bytes(b"x")
+    assert sample_demo.pick_model(official, demo) == (demo, "demo model")
+    official[0].parent.mkdir()
+    official[0].write_bytes(b"x")  # one official file of two: still the demo model
+    assert sample_demo.pick_model(official, demo) == (demo, "demo model")
+    official[1].write_bytes(b"x")
+    assert sample_demo.pick_model(official, demo) == (official, "official")
+
+
+def test_run_info(tmp_path):
+    parts = {"self": {"frames": "self/frames", "source": tmp_path / "s.png", "driving": tmp_path / "d"}}
+    path = sample_demo.write_run_info(tmp_path, "m", "demo model", "m/demo_model/x.pt", 64, parts, 0.25)
+    info = json.loads(path.read_text())
+    assert info["model"] == "demo model" and info["size"] == 64 and info["seconds_per_frame"] == 0.25
+    assert info["parts"]["self"]["source"] == str(tmp_path / "s.png") and info["peak_memory_mb"] > 1
+    with pytest.raises(ValueError, match="model must be one of"):
+        sample_demo.write_run_info(tmp_path, "m", "mine", "x", 64, parts, 0.25)
