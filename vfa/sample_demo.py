@@ -32,9 +32,11 @@ With --checkpoint: the official VFA.pt, loaded strictly.
 The avatar is then animated by the first --frames driving frames as `python -m vfa.infer
 --weights_method fast` does (relative motion from driving frame 0; controlling weights from one
 heat solve per controller corner). Writes OUT/inference.mp4 (the original's panel video: avatar on
-top; driving frame, network RGB, animated mesh front and rotated below), OUT/frames/NNNNN.png (the
-animated mesh from the front), OUT/avatar.obj, OUT/controllers.png, OUT/driving_rgbd/ and
-OUT/README.txt (what produced them). On 2 free cores the defaults take about 3 minutes (the fit
+top; driving frame, network RGB, animated mesh front and rotated below), OUT/cross/frames/NNNNN.png
+(the animated mesh from the front: source_2's identity with the first identity's motion),
+OUT/avatar.obj, OUT/controllers.png, OUT/driving_rgbd/, OUT/run.json (for `tools.compare_demo`:
+the cross-identity part only, since a rendered avatar in its own crop has no pixel ground truth)
+and OUT/README.txt (what produced them). On 2 free cores the defaults take about 3 minutes (the fit
 about 100 s, about 2 s per animated frame); cores shared with other work slow it several-fold.
 """
 
@@ -55,7 +57,7 @@ from common.errors import cli_main
 from common.image import read_image
 from common.progress import get_logger, progress
 from common.sample import require
-from common.sample_demo import add_demo_arguments, start_demo, time_boxed_fit, write_readme
+from common.sample_demo import add_demo_arguments, start_demo, time_boxed_fit, write_readme, write_run_info
 from common.video import iter_frames, read_depth_video, write_depth_video, write_exr, write_video
 from vfa import animate, infer, preprocess, train
 from vfa.checkpoint import load_inference_generator
@@ -299,22 +301,24 @@ def prepare_avatar(mesh: Mesh, out: Path) -> Avatar:
     return Avatar(source, rgbd, controllers, control)
 
 
-def animate_avatar(generator, avatar: Avatar, colour_path: Path, out: Path, frames: int) -> int:
+def animate_avatar(generator, avatar: Avatar, colour_path: Path, out: Path, frames: int) -> tuple[int, float]:
     """vfa.infer's loop (relative motion from driving frame 0): OUT/inference.mp4 and
-    OUT/frames/NNNNN.png (the front view). Returns the number of frames animated."""
+    OUT/cross/frames/NNNNN.png (the front view). Returns (frames animated, seconds per frame)."""
     clip = infer.load_driving(str(colour_path), frames, 0)
     animator = animate.Animator(generator, avatar.source, avatar.rgbd, avatar.controllers, avatar.control)
     animator.set_start(clip.start)
-    if (out / "frames").exists():
-        shutil.rmtree(out / "frames")
-    (out / "frames").mkdir(parents=True)
-    bottoms = []
+    folder = out / "cross" / "frames"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    bottoms, start = [], time.perf_counter()
     for index, frame in enumerate(progress(clip.frames, desc="animating")):
         result = animator.animate(frame)
-        cv2.imwrite(str(out / "frames" / f"{index:05d}.png"), to_uint8(result.front)[..., ::-1])
+        cv2.imwrite(str(folder / f"{index:05d}.png"), to_uint8(result.front)[..., ::-1])
         bottoms.append(infer.bottom_row(frame, result))
+    seconds = (time.perf_counter() - start) / len(bottoms)
     infer.write_panels_video(out / "inference.mp4", infer.source_row(avatar.source), np.stack(bottoms))
-    return len(bottoms)
+    return len(bottoms), seconds
 
 
 # -------------------------------------------------------------------------------------- command
@@ -357,7 +361,17 @@ def main(argv=None) -> int:
             generator = load_inference_generator(checkpoint)
         else:
             label = OFFICIAL_LABEL.format(checkpoint=args.checkpoint)
-        count = animate_avatar(generator, avatar, colour_path, args.out, args.frames)
+        count, seconds_per_frame = animate_avatar(generator, avatar, colour_path, args.out, args.frames)
+    cross = {"frames": "cross/frames", "source": source_2, "driving": args.sample / "driving", "identity": source_2}
+    write_run_info(
+        args.out,
+        "vfa",
+        "quick fit" if args.checkpoint is None else "official",
+        "quick fit (not kept)" if args.checkpoint is None else str(args.checkpoint),
+        SIZE,
+        {"cross": cross},
+        seconds_per_frame,
+    )
     write_readme(
         args.out,
         label,
@@ -365,7 +379,7 @@ def main(argv=None) -> int:
         f"avatar: {args.out / 'avatar.obj'} (heightfield of source_2.png, synthetic landmark depth)\n"
         f"driving RGBD: {args.out / 'driving_rgbd'} (synthetic landmark depth, not a sensor)\n"
         f"inference.mp4: avatar on top; driving, network RGB, animated mesh front and rotated below\n"
-        f"frames/NNNNN.png: the animated mesh from the front, {count} frames\n"
+        f"cross/frames/NNNNN.png: the animated mesh from the front, {count} frames\n"
         f"{time.perf_counter() - start:.0f} s on this machine",
     )
     return 0

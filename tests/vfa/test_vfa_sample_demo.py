@@ -4,6 +4,8 @@ layout, the avatar, and one-line errors (exit 2) for bad inputs."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -22,7 +24,7 @@ def test_quick_fit_writes_every_output(tmp_path):
     assert sample_demo.main(["--sample", str(sample_folder()), "--out", str(out), "--steps", "1"]) == 0
     readme = (out / "README.txt").read_text()
     assert readme.startswith("QUICK FIT") and "1 steps" in readme.splitlines()[0]
-    frames = sorted((out / "frames").glob("*.png"))
+    frames = sorted((out / "cross" / "frames").glob("*.png"))
     assert len(frames) == SAMPLE_FRAMES and read_image(frames[0]).shape == (256, 256, 3)
     panels = read_video(out / "inference.mp4")
     assert panels.shape == (SAMPLE_FRAMES, 512, 1024, 3)
@@ -34,6 +36,10 @@ def test_quick_fit_writes_every_output(tmp_path):
     assert colour[background].mean() < 10  # preprocessing blacks out what has no depth
     assert len(read_obj(out / "avatar.obj").vertices) > 10000
     assert (out / "controllers.png").is_file()
+    info = json.loads((out / "run.json").read_text())
+    assert (info["method"], info["model"], info["size"]) == ("vfa", "quick fit", 256)
+    assert list(info["parts"]) == ["cross"]
+    assert info["parts"]["cross"]["identity"].endswith("source_2.png") and info["seconds_per_frame"] > 0
 
 
 def test_an_official_layout_checkpoint_drives_the_avatar(tmp_path):
@@ -43,7 +49,8 @@ def test_an_official_layout_checkpoint_drives_the_avatar(tmp_path):
     argv = ["--sample", str(sample_folder()), "--out", str(out), "--checkpoint", str(checkpoint), "--frames", "1"]
     assert sample_demo.main(argv) == 0
     assert (out / "README.txt").read_text().startswith(f"OFFICIAL MODEL: {checkpoint}")
-    assert len(list((out / "frames").glob("*.png"))) == 1
+    assert len(list((out / "cross" / "frames").glob("*.png"))) == 1
+    assert json.loads((out / "run.json").read_text())["model"] == "official"
 
 
 def test_face_depth_is_a_bump_inside_the_face_ellipse():
