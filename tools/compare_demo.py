@@ -29,13 +29,10 @@ from tools.evaluation import (
     fit,
     frame_size,
     load_lpips,
-    markdown_table,
     plan_columns,
-    plot_metrics,
-    rank,
     read_frames,
-    write_json,
 )
+from tools.report import markdown_table, plot_metrics, rank, write_json
 
 METHODS = ("fsth", "fsrt", "lsr", "vpgc", "vfa")  # the packages with a `make demo` step
 NOT_METHODS = {"sample", "compare", "preview"}  # other folders `make demo` writes

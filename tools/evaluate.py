@@ -26,17 +26,14 @@ from tools.evaluation import (
     frame_size,
     load_fid,
     load_lpips,
-    markdown_table,
     parse_metrics,
     parse_panel,
     parse_selection,
     plan_columns,
-    plot_metrics,
     read_frames,
     select_frames,
-    write_json,
-    write_per_frame_csv,
 )
+from tools.report import markdown_table, plot_metrics, write_json, write_per_frame_csv
 
 BASELINE = "source unchanged"
 

@@ -93,7 +93,7 @@ def test_cross_identity_against_the_driver_and_an_identity(sample, tmp_path):
     assert {"akd_driving", "pose_driving", "expression_driving", "aed", "csim"} <= set(row)
     assert float(row["csim"]) > 0.9 and float(row["aed"]) < 0.6  # dlib: same person below 0.6
     assert 0 < float(row["akd_driving"]) < 20 and 0 <= float(row["pose_driving"]) < 30
-    assert "AKD px to driver ↓" in (tmp_path / "metrics.md").read_text()
+    assert "AKD px (dlib) to driver ↓" in (tmp_path / "metrics.md").read_text()
 
 
 def test_lpips_and_fid_without_weights_are_skipped_with_a_note(sample, tmp_path, monkeypatch, capsys):
