@@ -6,7 +6,8 @@ chunks), and `FSRTTrainer.train_step` (forward, backward, Adam) on random frames
 phase: 4096 random target pixels (phase 1), a 128x128 sub-grid with gradients plus the other
 49152 pixels without (phase 2; the perceptual loss is left out, it needs VGG weights), and phase 2
 plus the discriminator and its update (phase 3). Peak memory is the process's resident peak so
-far on CPU (it never goes down), the stage's allocator peak on GPU.
+far on CPU (it never goes down), the stage's allocator peak on GPU. `--json OUT` also writes them as
+common.bench rows, the decoder's with its counted GFLOP per frame.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 
 import torch
 
+from common.bench import BenchRow, count_flops, write_rows_json
 from common.distributed import add_device_argument, resolve_device
 from fsrt.config import load_config
 from fsrt.model import FSRT, KPDetector, MultiScaleDiscriminator, pixel_grid
@@ -82,6 +84,15 @@ def training_batch(batch: int, num_src: int, phase1_pixels: int | None) -> dict:
     }
 
 
+def decoder_gflop_per_frame(model: FSRT, z, code, kp, expression, chunk: int) -> float:
+    """GFLOP of the decoder per SIZE x SIZE frame, counted on one `chunk` of queries: the keys and
+    values of z are projected once per frame, everything else is per query pixel."""
+    decoder = model.decoder
+    per_frame = count_flops(decoder.allocation_transformer.transformer.project_kv, z)
+    one_chunk = count_flops(decoder.render, z, code[:chunk], kp[:1], expression[:1], chunk)
+    return (per_frame + (one_chunk - per_frame) * SIZE * SIZE / min(chunk, len(code))) / 1e9
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fsrt.bench", description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -97,6 +108,7 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=1, help="frames decoded for the average")
     parser.add_argument("--batch", type=int, default=1, help="training batch per step")
     parser.add_argument("--phases", type=int, nargs="*", default=[1, 2, 3], help="training phases to time")
+    parser.add_argument("--json", metavar="OUT", help="also write the rows as common.bench JSON")
     add_device_argument(parser)
     opt = parser.parse_args(argv)
     device = resolve_device(opt.device).type
@@ -107,17 +119,24 @@ def main(argv=None) -> int:
     model = FSRT(**cfg["model"]).to(device).eval()
     detector = KPDetector().to(device).eval()
     sources = torch.rand(num_src, 3, SIZE, SIZE, device=device)
-    rows = []
+    rows, standard = [], []
     with torch.inference_mode():
         ms, mib, (kp, expression) = timed(lambda: model.keypoints_and_expression(detector, sources), device)
         rows.append((f"keypoints + expression, {num_src} frame(s)", ms, mib))
+        standard.append(BenchRow("fsrt", rows[-1][0], "inference", ms / 1000, "call", mib, device=device))
         ms, mib, z = timed(lambda: model.encode(sources[None], kp[None], expression[None]), device)
         rows.append((f"encoder, {num_src} source(s) (once per video)", ms, mib))
+        standard.append(BenchRow("fsrt", rows[-1][0], "inference", ms / 1000, "call", mib, device=device))
         code = model.pixel_code(SIZE, SIZE, device)[: opt.num_pixels]
         decode = lambda: model.decoder.render(z, code, kp[:1], expression[:1], opt.max_num_pixels)  # noqa: E731
         ms, mib, _ = timed(decode, device, opt.frames)
         rows.append(
             (f"decoder per {SIZE}x{SIZE} frame (chunks of {opt.max_num_pixels})", ms * SIZE * SIZE / len(code), mib)
+        )
+        gflop = decoder_gflop_per_frame(model, z, code, kp, expression, opt.max_num_pixels)
+        note = f"{len(code)} of {SIZE * SIZE} pixels timed, scaled" if len(code) < SIZE * SIZE else ""
+        standard.append(
+            BenchRow("fsrt", rows[-1][0], "inference", rows[-1][1] / 1000, "frame", mib, gflop, note, device)
         )
 
     disc = MultiScaleDiscriminator(cfg["discriminator"]["scales"], **cfg["discriminator"]["disc_kwargs"]).to(device)
@@ -133,8 +152,13 @@ def main(argv=None) -> int:
         ms, mib, _ = timed(step, device)
         what = {1: f"{cfg['data']['num_pixels_phase1']} px", 2: "16384 + 49152 px", 3: "phase 2 + GAN"}[phase]
         rows.append((f"train step phase {phase}, batch {opt.batch} ({what}): {1000 / ms:.3f} steps/s", ms, mib))
+        label = f"train step phase {phase}, batch {opt.batch} ({what})"
+        standard.append(BenchRow("fsrt", label, "training", ms / 1000, "step", mib, device=device))
 
-    print(f"FSRT {opt.config}, random weights, {device}, {torch.get_num_threads()} threads")
+    header = f"FSRT {opt.config}, random weights, {device}, {torch.get_num_threads()} threads"
+    if opt.json:
+        write_rows_json(opt.json, standard, header)
+    print(header)
     print(f"{'stage':<62} {'ms':>10} {'peak MiB':>10}")
     for name, ms, mib in rows:
         print(f"{name:<62} {ms:>10.1f} {mib:>10.0f}")

@@ -1,9 +1,10 @@
 """Speed and memory of the full-size FSTH networks at 256 x 256 with random weights.
 
-    python -m fsth.bench [--steps 3] [--device cpu|cuda|cuda:N]
+    python -m fsth.bench [--steps 3] [--device cpu|cuda|cuda:N] [--json OUT]
 
 Prints ms per generated frame of G (batch 1 and 8), seconds per meta-training iteration
-(batch 1, T = 8, VGG19 + VGGFace content loss with random weights) and the peak memory.
+(batch 1, T = 8, VGG19 + VGGFace content loss with random weights) and the peak memory;
+`--json` also writes them as common.bench rows, G's with its counted GFLOP per frame.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from common.bench import BenchRow, count_flops, write_rows_json
 from common.distributed import add_device_argument, resolve_device
 from common.errors import cli_main
 from common.vgg.torch_vgg import VGGFeatures
@@ -59,19 +61,26 @@ def random_vgg_files(folder: Path) -> dict[str, str]:
     return files
 
 
-def bench(steps: int, device: torch.device) -> list[tuple[str, float, str]]:
+def bench(steps: int, device: torch.device) -> tuple[list[tuple[str, float, str]], list[BenchRow]]:
+    """(printed rows, common.bench rows)."""
     torch.manual_seed(0)
     size, T, dim = 256, DEFAULTS["metatrain_T"], DEFAULTS["embedding_dim"]
     G = Generator(DEFAULTS["G_config"], dim).to(device)
     E = Embedder(DEFAULTS["E_config"], dim).to(device)
     D = Discriminator(DEFAULTS["V_config"], 4, dim).to(device)
-    rows = []
+    rows, standard, where = [], [], str(device)
     G.eval()
     with torch.no_grad():
+        # per frame, G's work does not depend on the batch: counted on one frame
+        gflop = count_flops(G, torch.rand(1, 3, size, size, device=device), torch.randn(1, dim, device=device)) / 1e9
         for batch in (1, 8):
             y, e = torch.rand(batch, 3, size, size, device=device), torch.randn(batch, dim, device=device)
             seconds = _timed(functools.partial(G, y, e), steps, device)
             rows.append((f"G forward, batch {batch}", 1000 * seconds / batch, "ms / frame"))
+            peak = _peak_mib(device)
+            standard.append(
+                BenchRow("fsth", rows[-1][0], "inference", seconds / batch, "frame", peak, gflop, "", where)
+            )
     with tempfile.TemporaryDirectory() as folder:
         cfg = {**DEFAULTS, **random_vgg_files(Path(folder))}
         L_EG = Loss_EG_meta.from_config(cfg).to(device).eval()
@@ -89,18 +98,23 @@ def bench(steps: int, device: torch.device) -> list[tuple[str, float, str]]:
     seconds = _timed(lambda: train_step(E, G, D, L_EG, optim_EG, optim_D, batch, device), steps, device)
     rows.append((f"meta-training step, batch 1, T = {T}", seconds, "s / step"))
     rows.append(("peak memory", _peak_mib(device), "MiB (GPU allocated)" if device.type == "cuda" else "MiB (max RSS)"))
-    return rows
+    standard.append(BenchRow("fsth", rows[-2][0], "training", seconds, "step", rows[-1][1], device=where))
+    return rows, standard
 
 
 @cli_main
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m fsth.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=3, help="timed repeats after one warm-up")
+    parser.add_argument("--json", metavar="OUT", help="also write the rows as common.bench JSON")
     add_device_argument(parser)
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
-    rows = bench(args.steps, device)
-    print(f"fsth at 256 x 256, {device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    rows, standard = bench(args.steps, device)
+    header = f"fsth at 256 x 256, {device}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    if args.json:
+        write_rows_json(args.json, standard, header)
+    print(header)
     for name, value, unit in rows:
         print(f"{name:<38} {value:>10.1f}  {unit}")
     sys.stdout.flush()

@@ -1,6 +1,6 @@
 """Speed of LSR on this machine: inference ms per driver frame and training steps/s.
 
-`python -m lsr.bench [--resolution 224] [--iters 3] [--batch_size 1] [--skip_train]`
+`python -m lsr.bench [--resolution 224] [--iters 3] [--batch_size 1] [--skip_train] [--json OUT]`
 
 Builds the default two_step_syn model (random weights: no checkpoint is read)
 at `--resolution`, then times, after one untimed traced call each:
@@ -9,7 +9,8 @@ at `--resolution`, then times, after one untimed traced call each:
 - one meta-training G+D step (`engine.make_train_step`, default GAN/L1/feature-matching losses
   and R1/R2 penalties; the VGG perceptual and identity losses off, their weights not being
   shipped) at `--batch_size`.
-Prints a table and the process's peak resident memory. A measurement, not a test.
+Prints a table and the process's peak resident memory (`--json`: also as common.bench rows, the
+inference rows with the GFLOP of the traced per-frame forward, `graph_gflop`). A measurement, not a test.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from common.bench import BenchRow, write_rows_json
 from lsr import engine, options
 from lsr.data import frames as F
 from lsr.losses import ModelLosses
@@ -49,6 +51,10 @@ def _model(config):
     return model
 
 
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 def _timed(fn, iters: int) -> float:
     """Seconds per call after one warm-up (tracing) call."""
     fn()
@@ -58,13 +64,30 @@ def _timed(fn, iters: int) -> float:
     return (time.perf_counter() - start) / iters
 
 
-def bench_inference(size: int, k: int, iters: int) -> float:
+# The op types whose FLOPs are counted: matrix products and convolutions, as common.bench.count_flops
+# counts them on the torch side (element-wise work left out).
+COUNTED_OPS = ["Conv2D", "Conv2DBackpropInput", "DepthwiseConv2dNative", "MatMul", "BatchMatMul.*", "Einsum"]
+
+
+def graph_gflop(concrete_function) -> float:
+    """GFLOP of one call of a traced tf.function (2 per multiply-add), from TensorFlow's per-op FLOP
+    statistics over its graph's `COUNTED_OPS` ops; the graph's shapes must be fully known."""
+    profiler = tf.compat.v1.profiler
+    spec = profiler.ProfileOptionBuilder(profiler.ProfileOptionBuilder.float_operation())
+    spec = spec.with_empty_output().account_displayed_op_only(False).build()
+    spec["account_type_regexes"] = COUNTED_OPS
+    return profiler.profile(graph=concrete_function.graph, options=spec).total_float_ops / 1e9
+
+
+def bench_inference(size: int, k: int, iters: int) -> tuple[float, float]:
+    """(ms per driver frame, GFLOP of that frame's forward)."""
     config = options.default_config(train_resolution=size, K=k)
     model = _model(config)
     batch = _batch(1, k, size)
     latents = model.compute_latents(engine.encoder_inputs(config, batch), training=False)
     run = tf.function(lambda b: engine.public_outputs(engine.forward(model, b, training=False, latents=latents)))
-    return 1000 * _timed(lambda: [t.numpy() for t in run(batch).values()], iters)
+    ms = 1000 * _timed(lambda: [t.numpy() for t in run(batch).values()], iters)
+    return ms, graph_gflop(run.get_concrete_function(batch))
 
 
 def bench_train(size: int, batch_size: int, iters: int) -> float:
@@ -94,22 +117,29 @@ def main(argv=None) -> int:
     parser.add_argument("--iters", type=int, default=3, help="timed calls after the warm-up")
     parser.add_argument("--batch_size", type=int, default=1, help="training batch size")
     parser.add_argument("--skip_train", action="store_true")
+    parser.add_argument("--json", metavar="OUT", help="also write the rows as common.bench JSON")
     args = parser.parse_args(argv)
     device = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
-    print(
+    header = (
         f"LSR two_step_syn, {args.resolution}x{args.resolution}, random weights, {device}, "
         f"{args.iters} timed iterations"
     )
-    rows = []
+    print(header)
+    rows, standard, where = [], [], "cuda" if device == "GPU" else "cpu"
     for k in (1, 4):
-        rows.append((f"inference K={k}", f"{bench_inference(args.resolution, k, args.iters):9.1f} ms/frame"))
+        ms, gflop = bench_inference(args.resolution, k, args.iters)
+        rows.append((f"inference K={k}", f"{ms:9.1f} ms/frame"))
         print(f"{rows[-1][0]:<36s} {rows[-1][1]}", flush=True)
+        standard.append(BenchRow("lsr", rows[-1][0], "inference", ms / 1000, "frame", _peak_mib(), gflop, "", where))
     if not args.skip_train:
         rate = bench_train(args.resolution, args.batch_size, args.iters)
         rows.append((f"train step (batch {args.batch_size}, K=4)", f"{rate:9.3f} steps/s"))
         print(f"{rows[-1][0]:<36s} {rows[-1][1]}", flush=True)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        standard.append(BenchRow("lsr", rows[-1][0], "training", 1 / rate, "step", _peak_mib(), device=where))
+    peak = _peak_mib()
     rows.append(("peak resident memory", f"{peak:9.0f} MiB"))
+    if args.json:
+        write_rows_json(args.json, standard, header)
     print("\n| measurement | value |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value.strip()} |")

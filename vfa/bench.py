@@ -28,6 +28,9 @@ differs by up to 1e-2 from summation order alone, fact sheet section 9). Of `rgb
 flow, with the controllers' forward positions compared; `source_to_driving` and
 `calculate_weights_with_geodist` create `cuda:0` tensors, and the original's rendering needs
 pytorch3d (not installed), so those are not timed.
+
+`--json OUT` writes the table, the raw results and common.bench rows (`standard_rows`); the
+inference rows carry the counted GFLOP of the generator forward per frame.
 """
 
 from __future__ import annotations
@@ -35,7 +38,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import json
 import math
 import platform
 import resource
@@ -45,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.bench import BenchRow, count_flops, write_rows_json
 from common.errors import InputError, cli_main
 from common.isolated import run_isolated
 
@@ -164,6 +167,7 @@ def inference(opt, state: dict) -> dict:
         forward, (recon, extra) = best_of(
             lambda: generator(animator.source_rgbd, driving, h_start=animator.h_start, testing=True), opt.repeats
         )
+        flop = count_flops(generator, animator.source_rgbd, driving, h_start=animator.h_start, testing=True)
     flow = extra["rgb_motion_flow"][0].numpy()
     tracking_args = (flow, result.depth_u16, controllers, source.camera, source.depth_min, source.depth_max)
     track, tracking = best_of(lambda: animate.track_controllers(*tracking_args), opt.repeats)
@@ -180,6 +184,7 @@ def inference(opt, state: dict) -> dict:
         "vertices": len(source.mesh.vertices),
         "controllers": len(controllers),
         "tracked": int((~tracking.untracked).sum()),
+        "gflop": flop / 1e9,
     }
 
 
@@ -419,6 +424,28 @@ def build_rows(results: dict, opt: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def standard_rows(results: dict, opt: argparse.Namespace) -> list[BenchRow]:
+    """The stages as common.bench rows (CPU); a stage that failed keeps its error as the note."""
+
+    def row(result: dict, label: str, kind: str, unit: str, seconds=None, gflop=None, note: str = "") -> BenchRow:
+        seconds = result.get("seconds") if seconds is None else seconds
+        return BenchRow("vfa", label, kind, seconds, unit, result.get("peak_mib"), gflop, result.get("error", note))
+
+    frame = results["inference"]
+    generator = frame.get("parts", {}).get("generator forward")
+    counted = "GFLOP: the generator forward"
+    rows = [
+        row(frame, "inference per frame (Animator.animate)", "inference", "frame", None, frame.get("gflop"), counted),
+        row(frame, "generator forward per frame", "inference", "frame", generator, frame.get("gflop")),
+        row(results["weights_fast"], "controlling weights, fast", "other", "call"),
+        row(results["weights_faithful"], "controlling weights, faithful", "other", "call", note="estimated"),
+    ]
+    for (distilling, batch), result in results["train"].items():
+        label = f"stage-{2 if distilling else 1} training step, batch {batch} at {opt.train_size}"
+        rows.append(row(result, label, "training", "step"))
+    return rows
+
+
 def markdown(rows: list[dict], header: str) -> str:
     lines = [
         header,
@@ -482,10 +509,9 @@ def main(argv=None) -> int:
     rows = build_rows(results, opt)
     print(markdown(rows, header))
     if opt.json:
+        standard = standard_rows(results, opt)
         results["train"] = {f"stage{2 if d else 1}_batch{b}": r for (d, b), r in results["train"].items()}
-        Path(opt.json).write_text(
-            json.dumps({"header": header, "rows": rows, "results": results}, indent=1, default=str)
-        )
+        write_rows_json(opt.json, standard, header, {"rows": rows, "results": results})
     return 0
 
 

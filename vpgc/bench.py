@@ -16,6 +16,9 @@ reporting max|ours - original| / max|original|; it also compares the stage-1 har
 batch. The original's hard lookup materialises four [4, 256, 64, 4096, 4] float32 tensors (16 GiB)
 for one batch, so it runs on slices of 16 cells (each cell computed by its own code) and its
 full-batch memory is given analytically and as 16x the measured increase for one slice.
+
+`--json OUT` writes the table, the raw results and common.bench rows (`standard_rows`), stage-2
+inference with the counted GFLOP of `render_windows` per frame.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ import importlib
 import importlib.machinery
 import importlib.util
 import io
-import json
 import math
 import platform
 import resource
@@ -38,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.bench import BenchRow, count_flops, write_rows_json
 from common.distributed import add_device_argument, resolve_device
 from common.errors import InputError, cli_main
 from common.isolated import run_isolated
@@ -192,7 +195,7 @@ def stage2_inference(opt, state: dict) -> dict:
     windows = make_windows(stage1_ddconfig(opt.tiny)["resolution"])
     state["baseline_mib"] = peak_mib(opt.device)
     seconds, _ = best_of(lambda: reenactor.render_windows(windows), opt.repeats, opt.device)
-    return {"seconds": seconds / FRAMES}
+    return {"seconds": seconds / FRAMES, "gflop": count_flops(reenactor.render_windows, windows) / FRAMES / 1e9}
 
 
 def stage1_train_step(opt, state: dict) -> dict:
@@ -526,6 +529,24 @@ def build_rows(results: dict) -> list[dict]:
     return rows
 
 
+def standard_rows(results: dict, device: str) -> list[BenchRow]:
+    """The stages as common.bench rows; a stage that failed keeps its error as the note."""
+    stages = (
+        ("stage1_forward", "stage-1 reconstruction per frame (4-frame batch)", "inference", "frame", FRAMES),
+        ("hard_quantiser", "hard grid quantiser, 4 frames", "other", "call", 1),
+        ("stage2_inference", "stage-2 inference per frame (Reenactor)", "inference", "frame", 1),
+        ("stage1_train_step", f"stage-1 training step, {results['stage1_train_frames']} frames", "training", "step", 1),
+        ("stage2_train_step", "stage-2 training step, 4 frames", "training", "step", 1),
+    )
+    rows = []
+    for name, label, kind, unit, per in stages:
+        result = results[name]
+        seconds = result["seconds"] / per if "seconds" in result else None
+        peak, gflop, note = result.get("peak_mib"), result.get("gflop"), result.get("error", "")
+        rows.append(BenchRow("vpgc", label, kind, seconds, unit, peak, gflop, note, device))
+    return rows
+
+
 def markdown(rows: list[dict], header: str) -> str:
     lines = [
         header,
@@ -595,8 +616,7 @@ def main(argv=None) -> int:
     rows = build_rows(results)
     print(markdown(rows, header))
     if opt.json:
-        report = {"header": header, "rows": rows, "results": results}
-        Path(opt.json).write_text(json.dumps(report, indent=1, default=str))
+        write_rows_json(opt.json, standard_rows(results, opt.device), header, {"rows": rows, "results": results})
     return 0
 
 

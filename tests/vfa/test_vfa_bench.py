@@ -22,6 +22,12 @@ def test_tiny_bench_writes_every_row(tmp_path, capsys):
         assert row["stage"] in table
     assert "error" not in json.dumps(report["results"])
     assert report["results"]["inference"]["tracked"] > 0
+    standard = report["standard_rows"]
+    assert [row["kind"] for row in standard] == ["inference"] * 2 + ["other"] * 2 + ["training"] * 2
+    for row in standard:
+        assert row["seconds"] > 0 and row["peak_mb"] > 0 and row["unit"] in ("frame", "call", "step"), row
+    animate, generator = standard[:2]
+    assert animate["gflop"] == generator["gflop"] > 0
 
 
 def test_original_must_be_a_checkout(tmp_path, capsys):

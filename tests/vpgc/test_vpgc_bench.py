@@ -24,6 +24,12 @@ def test_tiny_bench_writes_every_row(tmp_path, capsys):
         assert row["ours"] > 0 and row["peak_mib"] > 0, row
         assert row["stage"] in table
     assert "error" not in json.dumps(report["results"])
+    standard = report["standard_rows"]
+    assert [row["kind"] for row in standard] == ["inference", "other", "inference", "training", "training"]
+    for row in standard:
+        assert row["seconds"] > 0 and row["peak_mb"] > 0 and row["notes"] == "", row
+    stage2 = standard[2]
+    assert stage2["gflop"] > 0 and stage2["achieved_gflops"] == stage2["gflop"] / stage2["seconds"]
 
 
 def test_hard_lookup_is_bit_identical_to_the_literal_distance():

@@ -1,0 +1,64 @@
+"""common.bench: the FLOP counter against hand counts (2 x multiply-adds), the matmul peak, and the
+rows' JSON round trip."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from common.bench import BenchRow, count_flops, matmul_peak_gflops, read_rows_json, write_rows_json
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_matmul_peak_is_a_positive_rate_and_keeps_the_thread_count(dtype):
+    threads = torch.get_num_threads()
+    rate = matmul_peak_gflops(size=128, dtype=dtype, threads=1, repeats=2)
+    assert rate > 0 and torch.get_num_threads() == threads
+
+
+def test_linear_counts_two_flops_per_multiply_add():
+    batch, inputs, outputs = 3, 7, 5
+    with torch.inference_mode():
+        assert count_flops(torch.nn.Linear(inputs, outputs), torch.randn(batch, inputs)) == 2 * batch * outputs * inputs
+
+
+def test_conv2d_counts_every_output_times_its_window():
+    conv = torch.nn.Conv2d(3, 4, kernel_size=3, stride=2, padding=1)
+    with torch.no_grad():
+        flops = count_flops(conv, torch.randn(2, 3, 9, 9))
+    outputs = 2 * 4 * 5 * 5  # batch x channels x 5 x 5 positions (stride 2 over 9 with padding 1)
+    assert flops == 2 * outputs * 3 * 3 * 3
+
+
+def test_cpu_attention_counts_both_products():
+    batch, heads, queries, keys, dim = 2, 3, 5, 7, 8
+    query = torch.randn(batch, heads, queries, dim)
+    key = value = torch.randn(batch, heads, keys, dim)
+    with torch.no_grad():
+        flops = count_flops(torch.nn.functional.scaled_dot_product_attention, query, key, value)
+    assert flops == 2 * 2 * batch * heads * queries * keys * dim  # scores, then scores x values
+
+
+def test_rows_round_trip_with_the_achieved_rate(tmp_path):
+    rows = [
+        BenchRow("m", "forward", "inference", 0.5, "frame", peak_mb=100.0, gflop=20.0),
+        BenchRow("m", "step", "training", 2.0, "step", notes="batch 1"),
+    ]
+    path = write_rows_json(tmp_path / "m.json", rows, "header line", {"details": {"a": 1}})
+    report = json.loads(path.read_text())
+    assert report["standard_rows"][0]["achieved_gflops"] == 40.0 and report["details"] == {"a": 1}
+    assert report["standard_rows"][1]["achieved_gflops"] is None
+    assert read_rows_json(path) == ("header line", rows)
+
+
+def test_bad_rows_and_files_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="kind"):
+        BenchRow("m", "s", "warmup", 1.0, "frame")
+    with pytest.raises(ValueError, match="unit"):
+        BenchRow("m", "s", "other", 1.0, "second")
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps({"rows": []}))
+    with pytest.raises(ValueError, match="standard_rows"):
+        read_rows_json(path)
