@@ -18,14 +18,31 @@ from common.image import read_image, write_image
 from common.parsing.labels import LSR_PALETTE
 from lsr import checkpoint, options, run
 from lsr import main as lsr_main
-from lsr.sample_demo import QUICK_OPTIONS, QUICK_SIZE
 
-SIZE = QUICK_SIZE
-# The demo's tiny two_step_syn at 64 px (VGG losses, whose weights are not shipped, and the
-# R1/R2 penalties, slow nested tapes covered by test_lsr_losses, are off), with K=2 and logs,
+SIZE = 64
+# A tiny two_step_syn at 64 px (VGG losses, whose weights are not shipped, and the R1/R2
+# penalties, slow nested tapes covered by test_lsr_losses, are off), with K=2 and logs,
 # summaries and checkpoints at every step or two.
 TINY = dict(
-    QUICK_OPTIONS,
+    train_resolution=SIZE,
+    G_num_upsamples=4,
+    g_nf=8,
+    segmap_g_nf=8,
+    g_nf_max=16,
+    e_nf=8,
+    segmap_e_nf=8,
+    E_num_downsamples=4,
+    style_nc=16,
+    d_nf=8,
+    D_num_downsamples=4,
+    spade_proj_filters=8,
+    w_loss_vgg=0,
+    w_loss_vgg_face_recon=0,
+    w_loss_identity=0,
+    r1_gamma=0,
+    r2_gamma=0,
+    lr_warmstart_steps=0,
+    fix_lr_starting_step=True,
     K=2,
     batch_size=2,
     num_frame_concatenations=4,

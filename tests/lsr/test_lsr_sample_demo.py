@@ -1,9 +1,11 @@
-"""lsr.sample_demo on a 4-frame sample: a quick fit of a few steps writes labelled io tuples and
-a video; bad arguments are one-line errors. Runs as subprocesses, so that importing the demo can
-be checked to load neither framework and the quick fit to import no torch."""
+"""lsr.sample_demo on an 8-frame sample: the committed demo model renders the self and cross
+parts with run.json and a labelled README; bad arguments are one-line errors (the quick fit:
+test_lsr_sample_demo_quick_fit.py). Runs as subprocesses, so that importing the demo
+can be checked to load neither framework and a run to import no torch."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common.image import read_image
+from common.image import list_images, read_image
 from common.video import read_video
 
 ROOT = Path(__file__).parents[2]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+SIZE = 64  # the recipe's --train_resolution
 
 
 def _run(*args, timeout=120):
@@ -26,9 +29,39 @@ def _run(*args, timeout=120):
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
     out = tmp_path_factory.mktemp("sample")
-    result = _run("-m", "tools.make_sample_data", "--out", str(out), "--frames", "4")
+    result = _run("-m", "tools.make_sample_data", "--out", str(out), "--frames", "8", "--size", "128")
     assert result.returncode == 0, result.stderr
     return out
+
+
+def _demo(sample: Path, out: Path, *extra: str):
+    code = (
+        "import sys; from lsr import sample_demo; "
+        f"sample_demo.main(['--sample', {str(sample)!r}, '--out', {str(out)!r}, *{list(extra)!r}]); "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    result = _run("-c", code)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def _check_parts(sample: Path, out: Path, model: str) -> dict:
+    stems = [p.stem for p in list_images(sample / "driving")]
+    info = json.loads((out / "run.json").read_text())
+    assert (info["method"], info["model"], info["size"]) == ("lsr", model, SIZE)
+    assert info["seconds_per_frame"] > 0
+    for part, photo in (("self", "source.png"), ("cross", "source_2.png")):
+        frames = sorted((out / part / "frames").glob("*.png"))
+        assert [p.stem for p in frames] == stems
+        assert all(read_image(p).shape == (SIZE, SIZE, 3) for p in frames)
+        assert info["parts"][part] == {
+            "frames": f"{part}/frames",
+            "source": str(sample / photo),
+            "driving": str(sample / "driving"),
+            "identity": str(sample / photo),
+        }
+        assert len(read_video(out / part / "result.mp4")) == len(stems)
+    return info
 
 
 def test_sample_tool_imports_no_framework():
@@ -41,26 +74,17 @@ def test_sample_tool_imports_no_framework():
     assert result.stdout.split() == ["False", "False"]
 
 
-def test_quick_fit_writes_io_tuples_video_and_label(sample, tmp_path):
+def test_demo_model_renders_self_and_cross(sample, tmp_path):
     out = tmp_path / "lsr"
-    code = (
-        "import sys; from lsr import sample_demo; "
-        f"sample_demo.main(['--sample', {str(sample)!r}, '--out', {str(out)!r}, "
-        "'--steps', '2']); "
-        "assert 'torch' not in sys.modules, 'torch imported'"
-    )
-    result = _run("-c", code)
-    assert result.returncode == 0, result.stderr[-3000:]
-    names = sorted(p.name for p in out.glob("*.png"))
-    assert names == [f"sample-lsr_demo-driving_{i:05d}_io_tuple.png" for i in range(4)]
-    for name in names:
-        assert read_image(out / name).shape == (64, 5 * 64, 3)
-    video = read_video(out / "result.mp4")
-    assert len(video) == 4 and np.asarray(video[0]).shape[:2] == (64, 64)
+    result = _demo(sample, out)
+    info = _check_parts(sample, out, "demo model")
+    assert info["checkpoint"].endswith(os.path.join("lsr", "demo_model"))
     text = (out / "README.txt").read_text()
-    assert "QUICK FIT on the sample, NOT the official model" in text
-    assert "trained from scratch for 2 steps" in text and "Losses used: gan, l1" in text
-    assert "VGG" in text and text in result.stdout
+    assert text.startswith("DEMO MODEL trained on the sample by `make demo-models` (recipe lsr/runs/sample.flags)")
+    assert text in result.stdout
+    # The two parts share the driver but not the identity.
+    self_frame, cross_frame = (read_image(out / part / "frames" / "00000.png") for part in ("self", "cross"))
+    assert np.abs(self_frame.astype(int) - cross_frame).mean() > 2
 
 
 def test_missing_sample_is_a_one_line_error(tmp_path):
@@ -78,9 +102,9 @@ def test_missing_sample_is_a_one_line_error(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--train_dir", "missing_ckpt"], "missing_ckpt: checkpoint folder not found"),
-        (["--steps", "0"], "--steps must be at least 1, got 0"),
-        (["--max_seconds", "0"], "--max_seconds must be positive, got 0.0"),
+        (["--checkpoint", "missing_ckpt"], "missing_ckpt: checkpoint folder not found"),
+        (["--quick_fit", "--steps", "0"], "--steps must be at least 1, got 0"),
+        (["--quick_fit", "--max_seconds", "0"], "--max_seconds must be positive, got 0.0"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(sample, tmp_path, args, message):
