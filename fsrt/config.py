@@ -4,7 +4,9 @@ Every key the original code reads is listed in `DEFAULTS`; an unknown key is an 
 closest valid one. A key left out takes the value of the original code's own fallback where it
 has one (`max_it`, `num_workers`, `lr_warmup`, `decay_it`), otherwise the `vox256.yaml` value.
 `encoder_kwargs`/`decoder_kwargs` also accept the constructor arguments the released configs
-leave at their defaults (`num_conv_blocks`, `num_att_blocks`, `num_kp`).
+leave at their defaults (`num_conv_blocks`, `num_att_blocks`, `num_kp`); `model.width_scale` (not
+in the original, default 1) shrinks every hidden width for small models, and `training.lr` (not in
+the original, which hard-codes it) sets the peak learning rate, default 1e-4.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
         "decoder_kwargs": {**_OCTAVES, "num_att_blocks": 2, "num_kp": 10},
         "small_decoder": False,
         "expression_size": 256,
+        "width_scale": 1.0,  # ours, for small demo models: scales every hidden width
     },
     "discriminator": {
         "use_disc": True,
@@ -69,6 +72,7 @@ DEFAULTS: dict[str, Any] = {
         "max_it": 1000000,
         "decay_it": 4000000,
         "lr_warmup": 2500,
+        "lr": 1e-4,  # ours: the original hard-codes this peak learning rate
         "num_workers": 1,
         "batch_size": 24,
         "model_selection_metric": "psnr",

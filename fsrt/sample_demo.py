@@ -1,16 +1,18 @@
 """FSRT reenactment of the shared sample (`tools.make_sample_data`), for `make demo`.
 
-    python -m fsrt.sample_demo --sample DIR --out OUT [--checkpoint vox256.pt --kp_checkpoint kp_detector.pt
-                               [--config vox256]] [--frames N] [--steps N] [--max_seconds S]
+    python -m fsrt.sample_demo --sample DIR --out OUT [--checkpoint vox256.pt [--kp_checkpoint kp_detector.pt]
+                               [--config vox256]] [--quick_fit [--steps N] [--max_seconds S]] [--frames N]
 
-With --checkpoint: the official model animates DIR/source.png with the driving frames DIR/driving/
-as `python -m fsrt.demo --relative --adapt_scale` does, at 256 x 256 (15-20 s per frame on a 2-core
-CPU: --frames N renders only the first N). Without: a QUICK FIT, not the official model: a small
-FSRT (the released architecture at its narrowest settings) is trained from scratch with
-`fsrt.train.train` on the sample's own frames at 64 x 64, with a random keypoint detector, for
---steps iterations or about --max_seconds, then animates the source the same way. Writes
-OUT/frames/00000.png ... (the results alone, lossless), OUT/result.mp4 ([driving | result] per
-frame) and OUT/README.txt (what produced them).
+Model: --checkpoint (official, 256 px; 15-20 s a frame on a 2-core CPU, --frames N renders the
+first N) > the official files under checkpoints/fsrt/ > the DEMO MODEL in fsrt/demo_model/
+(trained on the sample's training frames by `python -m fsrt.demo_model`, 64 px) > a QUICK FIT
+(a small FSRT trained here for about --max_seconds with a random keypoint detector; only with
+--quick_fit or when no demo model exists). Animates, as `python -m fsrt.demo --relative
+--adapt_scale` (motion measured from driving frame 0):
+  self:  DIR/source.png driven by DIR/driving/   -> OUT/self/frames/NNNNN.png, OUT/self/result.mp4
+  cross: DIR/source_2.png driven by DIR/driving/ -> OUT/cross/frames/NNNNN.png, OUT/cross/result.mp4
+(frames named after the driving frames, results alone, lossless; result.mp4 is [driving | result]),
+plus OUT/run.json (`common.sample_demo.write_run_info`) and OUT/README.txt (which model).
 """
 
 from __future__ import annotations
@@ -27,9 +29,16 @@ import torch
 from common.errors import cli_main
 from common.image import read_image, tensor_to_image, to_uint8, write_image
 from common.progress import get_logger, progress
-from common.sample import require, sample_fps, sample_frames
-from common.sample_demo import add_demo_arguments, start_demo, time_boxed_fit, write_readme
-from common.video import VideoWriter, write_frames
+from common.sample import require, sample_fps, sample_frames, training_count
+from common.sample_demo import (
+    add_demo_arguments,
+    pick_model,
+    start_demo,
+    time_boxed_fit,
+    write_readme,
+    write_run_info,
+)
+from common.video import VideoWriter
 from fsrt import animate
 
 log = get_logger("fsrt.sample_demo")
@@ -59,6 +68,13 @@ QUICK_LABEL = (
     "driving frame 0. Expect a blurry face-coloured blob that barely moves, not a "
     "reenactment: this many steps only fit the sample's mean colours and layout."
 )
+DEMO_LABEL = (
+    "DEMO MODEL trained on the sample by `make demo-models` (recipe {recipe}), not the official "
+    "model: a small FSRT ({size} x {size} px, hidden widths / 4) trained from scratch by "
+    "python -m fsrt.demo_model on both identities' training frames (driving frames 40-47 held out), "
+    "with a small keypoint detector fitted to 10 of the sample's dlib landmarks. Relative motion "
+    "with adapt_scale from driving frame 0, as python -m fsrt.demo --relative --adapt_scale."
+)
 CHECKPOINT_LABEL = (
     "FSRT reenactment with checkpoint {checkpoint} (config {config}, keypoint detector "
     "{kp_checkpoint}) at {size} x {size} px, relative motion with adapt_scale from driving "
@@ -68,9 +84,11 @@ CHECKPOINT_LABEL = (
 
 # ------------------------------------------------------------------------------------ quick fit
 def training_set(sample: Path, root: Path, size: int) -> dict:
-    """The sample as a vox-layout dataset: data/{train,val}/<video>/ frame folders (source + driving,
-    already at `size` so the loader does not resize) and kp/<video>.npy landmarks in 256-px units."""
+    """The sample as a vox-layout dataset: data/{train,val}/<video>/ frame folders (source + the
+    driving clip's training frames, already at `size` so the loader does not resize) and
+    kp/<video>.npy landmarks in 256-px units."""
     frames = sample_frames(sample)
+    frames = frames[: 1 + training_count(len(frames) - 1)]  # the held-out frames stay unseen
     marks = [require(frame.landmarks, sample) for frame in frames]
     name = VIDEO_NAME.format(count=len(frames))
     train = root / "data" / "train" / name
@@ -165,36 +183,51 @@ def quick_fit(sample: Path, work: Path, steps: int, max_seconds: float, seed: in
 def reenact(
     model,
     detector,
-    sample: Path,
+    source: Path,
+    driving: list[Path],
     out: Path,
     size: int,
-    max_frames: int | None = None,
+    read,
+    fps: float,
     batch_size: int = 4,
     max_num_pixels: int = 8192,
-) -> list[Path]:
-    """Animate source.png with driving/ as fsrt.demo --relative --adapt_scale (motion measured from
-    driving frame 0); writes OUT/frames/*.png and OUT/result.mp4 ([driving | result])."""
-    driving = [animate.prepare(read_image(frame.image), size) for frame in sample_frames(sample)[1:][:max_frames]]
-    source = animate.to_tensor([animate.prepare(read_image(sample / "source.png"), size)])
-    z, kp_source = animate.encode_sources(model, detector, source)
+) -> tuple[list[Path], float]:
+    """Animate `source` with the `driving` frames as fsrt.demo --relative --adapt_scale (motion
+    from driving frame 0); writes out/frames/<driving stem>.png and out/result.mp4 ([driving |
+    result]). `read(path, size)` gives a float frame in [0, 1] the way the model was trained.
+    Returns the written frames and the seconds spent in the networks."""
+    frames = [read(path, size) for path in driving]
+    start = time.perf_counter()
+    z, kp_source = animate.encode_sources(model, detector, animate.to_tensor([read(source, size)]))
     codes = [
-        animate.drive_codes(model, detector, animate.to_tensor(batch)) for batch in animate.batches(driving, batch_size)
+        animate.drive_codes(model, detector, animate.to_tensor(batch)) for batch in animate.batches(frames, batch_size)
     ]
     kp, expression = (torch.cat(parts) for parts in zip(*codes))
     kp = animate.transfer_motion(kp, kp_source[0], kp[0], relative=True, adapt_scale=True)
+    seconds = time.perf_counter() - start
     if (out / "frames").exists():
         shutil.rmtree(out / "frames")
     written = []
-    with VideoWriter(out / "result.mp4", fps=sample_fps(sample)) as writer:
-        for start in progress(range(0, len(kp), batch_size), desc="rendering", total=-(-len(kp) // batch_size)):
-            stop = start + batch_size
-            results = tensor_to_image(
-                animate.render(model, z, kp[start:stop], expression[start:stop], size, size, max_num_pixels)
-            )
-            for frame, result in zip(driving[start:stop], results):
+    with VideoWriter(out / "result.mp4", fps=fps) as writer:
+        for first in progress(range(0, len(kp), batch_size), desc="rendering", total=-(-len(kp) // batch_size)):
+            stop = first + batch_size
+            start = time.perf_counter()
+            rendered = animate.render(model, z, kp[first:stop], expression[first:stop], size, size, max_num_pixels)
+            seconds += time.perf_counter() - start
+            for path, frame, result in zip(driving[first:stop], frames[first:stop], tensor_to_image(rendered)):
                 writer.write(np.concatenate([to_uint8(frame), result], axis=1))
-            written += write_frames(out / "frames", results, start=start)
-    return written
+                written.append(write_image(out / "frames" / f"{path.stem}.png", result))
+    return written, seconds
+
+
+def read_resized(path: Path, size: int) -> np.ndarray:
+    """Lanczos resize (common.image), as demo_model wrote the training frames and as the metrics read."""
+    return read_image(path, size).astype(np.float32) / 255
+
+
+def read_prepared(path: Path, size: int) -> np.ndarray:
+    """fsrt.demo's own resize, for the official models and the quick fit."""
+    return animate.prepare(read_image(path), size)
 
 
 # ------------------------------------------------------------------------------------- command
@@ -209,42 +242,77 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--config", default="vox256", help="config of --checkpoint (default vox256)")
     parser.add_argument("--frames", type=int, default=None, help="animate only the first N driving frames")
+    parser.add_argument(
+        "--quick_fit", action="store_true", help="train a quick fit here instead of using the demo model"
+    )
     args = parser.parse_args(argv)
     if args.frames is not None and args.frames < 1:
         parser.error("--frames must be at least 1")
     return args
 
 
-@cli_main
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    start_demo(args)
-    if args.checkpoint is not None:
-        from fsrt.checkpoint import DEFAULT_KP_DETECTOR, load_pretrained
+def load_model(args: argparse.Namespace):
+    """(detector, model, kind, checkpoint description, size, frame reader, README label)."""
+    from fsrt.checkpoint import DEFAULT_KP_DETECTOR, load_pretrained
+    from fsrt.demo_model import DEMO_DIR, DETECTOR_FILE, MODEL_FILE, RECIPE, SIZE, load_demo_model
 
-        kp_checkpoint = args.kp_checkpoint or DEFAULT_KP_DETECTOR
-        detector, model = load_pretrained(args.config, args.checkpoint, kp_checkpoint, "cpu")
-        size = animate.SIZE  # the released models are trained at 256 px only
-        label = CHECKPOINT_LABEL.format(
-            checkpoint=args.checkpoint, config=args.config, kp_checkpoint=kp_checkpoint, size=size
-        )
+    official = [args.checkpoint or Path("checkpoints/fsrt/vox256.pt"), args.kp_checkpoint or DEFAULT_KP_DETECTOR]
+    if args.checkpoint is not None:
+        picked = official, "official"
+    elif args.quick_fit:
+        picked = None
     else:
+        picked = pick_model(official=official, demo=[DEMO_DIR / MODEL_FILE, DEMO_DIR / DETECTOR_FILE])
+    if picked is None:
         with tempfile.TemporaryDirectory(prefix="fsrt_sample_demo_") as work:
             model, detector, steps, seconds, count, mse = quick_fit(
                 args.sample, Path(work), args.steps, args.max_seconds, args.seed
             )
-        size = QUICK_SIZE
         label = QUICK_LABEL.format(
-            size=size, expression=QUICK_MODEL["expression_size"], steps=steps, seconds=seconds, count=count, mse=mse
+            size=QUICK_SIZE,
+            expression=QUICK_MODEL["expression_size"],
+            steps=steps,
+            seconds=seconds,
+            count=count,
+            mse=mse,
         )
-    start = time.perf_counter()
-    written = reenact(model, detector, args.sample, args.out, size, args.frames)
+        return detector, model, "quick fit", f"quick fit ({steps} steps)", QUICK_SIZE, read_prepared, label
+    files, kind = picked
+    if kind == "demo model":
+        detector, model = load_demo_model(files[0].parent)
+        label = DEMO_LABEL.format(recipe=RECIPE.relative_to(RECIPE.parents[2]), size=SIZE)
+        return detector, model, kind, " + ".join(map(str, files)), SIZE, read_resized, label
+    config = args.config if args.checkpoint is not None else "vox256"
+    detector, model = load_pretrained(config, files[0], files[1], "cpu")
+    label = CHECKPOINT_LABEL.format(checkpoint=files[0], config=config, kp_checkpoint=files[1], size=animate.SIZE)
+    return detector, model, kind, " + ".join(map(str, files)), animate.SIZE, read_prepared, label
+
+
+@cli_main
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    driving = [frame.image for frame in start_demo(args)[1:]][: args.frames]
+    source_2 = require(args.sample / "source_2.png", args.sample)
+    detector, model, kind, checkpoint, size, read, label = load_model(args)
+    sources = {"self": args.sample / "source.png", "cross": source_2}
+    parts, seconds, count = {}, 0.0, 0
+    for name, source in sources.items():
+        written, spent = reenact(model, detector, source, driving, args.out / name, size, read, sample_fps(args.sample))
+        seconds, count = seconds + spent, count + len(written)
+        parts[name] = {
+            "frames": f"{name}/frames",
+            "source": source,
+            "driving": args.sample / "driving",
+            "identity": source,
+        }
+    write_run_info(args.out, "fsrt", kind, checkpoint, size, parts, seconds / count)
     write_readme(
         args.out,
         label,
         args.sample,
-        f"{len(written)} frames ({time.perf_counter() - start:.0f} s to "
-        f"animate) -> {args.out / 'frames'}, {args.out / 'result.mp4'}",
+        f"self: source.png, cross: source_2.png, both driven by driving/: {len(driving)} frames each at "
+        f"{size} px ({seconds / count:.2f} s a frame in the networks) -> {args.out}/{{self,cross}}/frames, "
+        f"result.mp4; {args.out / 'run.json'}",
     )
     return 0
 

@@ -26,15 +26,15 @@ from fsrt.model import FSRT, KPDetector, MultiScaleDiscriminator
 from fsrt.trainer import FSRTTrainer, check_scales
 from fsrt.visualize import NUM_VISUALIZED, fixed_batch, render_columns, save_grid
 
-PEAK_LR, DECAY_RATE = 1e-4, 0.16
+DECAY_RATE = 0.16
 log = get_logger("fsrt.train")
 
 
-def learning_rate(it: int, warmup: int, decay_it: int) -> float:
-    """Linear warm-up to 1e-4, then exponential decay by 0.16 per `decay_it` steps."""
+def learning_rate(it: int, warmup: int, decay_it: int, peak: float = 1e-4) -> float:
+    """Linear warm-up to `peak` (the original's 1e-4), then exponential decay by 0.16 per `decay_it` steps."""
     if it < warmup:
-        return PEAK_LR * it / warmup
-    return PEAK_LR * DECAY_RATE ** ((it - warmup) / decay_it)
+        return peak * it / warmup
+    return peak * DECAY_RATE ** ((it - warmup) / decay_it)
 
 
 def _loader(dataset, batch_size: int, start: int, rank: int, world: int, seed: int, workers: int, device):
@@ -113,7 +113,9 @@ def train(
     if cfg["discriminator"]["use_disc"]:
         disc = MultiScaleDiscriminator(cfg["discriminator"]["scales"], **cfg["discriminator"]["disc_kwargs"])
         disc = disc.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate(0, tcfg["lr_warmup"], tcfg["decay_it"]))
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=learning_rate(0, tcfg["lr_warmup"], tcfg["decay_it"], tcfg["lr"])
+    )
     optimizer_disc = torch.optim.Adam(disc.parameters(), lr=0.0) if disc is not None else None  # LR set from phase 3
     perceptual = None
     if vgg is not None and sum(tcfg["perceptual_loss_weight"]) > 0:
@@ -218,7 +220,7 @@ def train(
             if sign * (metrics[tcfg["model_selection_metric"]] - best) > 0:
                 best = metrics[tcfg["model_selection_metric"]]
                 save("model_best.pt", best)
-        lr = learning_rate(it, tcfg["lr_warmup"], tcfg["decay_it"])
+        lr = learning_rate(it, tcfg["lr_warmup"], tcfg["decay_it"], tcfg["lr"])
         for group in optimizer.param_groups:
             group["lr"] = lr
         if optimizer_disc is not None and it >= trainer.phase3_start:

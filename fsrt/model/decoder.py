@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fsrt.model.mlp import mlp
+from fsrt.model.mlp import mlp, scaled
 from fsrt.model.positional_encoding import FSRTPosEncoder
 from fsrt.model.transformer import KeyValues, Transformer
 
@@ -33,6 +33,7 @@ class FSRTPixelPredictor(nn.Module):
         kp_start_octave: int = -1,
         heads: int = 12,
         mlp_dim: int = 1536,
+        input_hidden: int = 720,
     ):
         super().__init__()
         self.positional_encoder = FSRTPosEncoder(
@@ -42,7 +43,7 @@ class FSRTPixelPredictor(nn.Module):
             pix_octaves=pix_octaves,
         )
         self.feat_dim = 4 * pix_octaves + 4 * num_kp * kp_octaves + expression_size
-        self.input_mlp = mlp(self.feat_dim, 720, self.feat_dim)
+        self.input_mlp = mlp(self.feat_dim, input_hidden, self.feat_dim)
         # Head width is z_dim // 12 in both decoder sizes (the small one just has fewer heads).
         self.transformer = Transformer(
             self.feat_dim, depth=num_att_blocks, heads=heads, dim_head=z_dim // 12, mlp_dim=mlp_dim, kv_dim=z_dim
@@ -62,7 +63,8 @@ class FSRTPixelPredictor(nn.Module):
 class ImprovedFSRTDecoder(nn.Module):
     """Pixel predictor followed by the render MLP (480 -> 4x1536 -> 3).
 
-    The output is linear RGB with no squashing; only the demo clamps it to [0, 1].
+    The output is linear RGB with no squashing; only the demo clamps it to [0, 1]. `width_scale`
+    multiplies every hidden width and the latent width z_dim it reads (the encoder's, same scale).
     """
 
     heads = 12
@@ -78,6 +80,7 @@ class ImprovedFSRTDecoder(nn.Module):
         kp_octaves: int = 4,
         kp_start_octave: int = -1,
         expression_size: int = 256,
+        width_scale: float = 1.0,
     ):
         super().__init__()
         self.allocation_transformer = FSRTPixelPredictor(
@@ -89,9 +92,12 @@ class ImprovedFSRTDecoder(nn.Module):
             kp_octaves=kp_octaves,
             kp_start_octave=kp_start_octave,
             heads=self.heads,
-            mlp_dim=self.mlp_dim,
+            mlp_dim=scaled(self.mlp_dim, width_scale),
+            z_dim=scaled(768, width_scale),
+            input_hidden=scaled(720, width_scale),
         )
-        self.render_mlp = mlp(self.allocation_transformer.feat_dim, *self.render_widths, 3)
+        widths = (scaled(w, width_scale) for w in self.render_widths)
+        self.render_mlp = mlp(self.allocation_transformer.feat_dim, *widths, 3)
 
     def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         """Pixel code [..., C_pix] of query coordinates [..., 2]; compute it once for a fixed grid."""

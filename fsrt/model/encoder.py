@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fsrt.model.mlp import scaled
 from fsrt.model.positional_encoding import FSRTPosEncoder
 from fsrt.model.transformer import Transformer
 
@@ -32,6 +33,8 @@ class ImprovedFSRTEncoder(nn.Module):
     (row-major per image, images concatenated source-major) -> self-attention transformer.
 
     Defaults are the released construction (483 input channels, 3 conv blocks, 5 attention blocks).
+    `width_scale` multiplies the conv widths and the token width (768, 12 heads kept) for small
+    models; 1 is the released size.
     """
 
     def __init__(
@@ -45,6 +48,7 @@ class ImprovedFSRTEncoder(nn.Module):
         encode_with_expression: bool = True,
         kp_octaves: int = 4,
         kp_start_octave: int = -1,
+        width_scale: float = 1.0,
     ):
         super().__init__()
         self.positional_encoder = FSRTPosEncoder(
@@ -55,13 +59,17 @@ class ImprovedFSRTEncoder(nn.Module):
         )
         self.encode_with_expression = encode_with_expression
         in_dim = 3 + 4 * pix_octaves + 4 * num_kp * kp_octaves + (expression_size if encode_with_expression else 0)
-        blocks, width = [SRTConvBlock(in_dim, hdim=96)], 192
+        hidden = scaled(96, width_scale)
+        blocks, width = [SRTConvBlock(in_dim, hdim=hidden)], 2 * hidden
         for _ in range(1, num_conv_blocks):
             blocks.append(SRTConvBlock(width))
             width *= 2
         self.conv_blocks = nn.Sequential(*blocks)
-        self.per_patch_linear = nn.Conv2d(width, 768, kernel_size=1)
-        self.transformer = Transformer(768, depth=num_att_blocks, heads=12, dim_head=64, mlp_dim=1536)
+        self.latent_dim = scaled(768, width_scale)
+        self.per_patch_linear = nn.Conv2d(width, self.latent_dim, kernel_size=1)
+        self.transformer = Transformer(
+            self.latent_dim, depth=num_att_blocks, heads=12, dim_head=self.latent_dim // 12, mlp_dim=2 * self.latent_dim
+        )
 
     def forward(
         self,

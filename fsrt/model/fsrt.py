@@ -21,7 +21,8 @@ class FSRT(nn.Module):
 
     Registers `encoder`, `decoder`, `expression_encoder` in this order, which is also the order
     of `parameters()` and hence of the Adam state in official checkpoints. The frozen
-    `KPDetector` is kept outside (it has its own checkpoint).
+    `KPDetector` is kept outside (it has its own checkpoint). `width_scale` (not an official
+    config key; 1 = the released sizes) shrinks the hidden widths of all three parts alike.
     """
 
     def __init__(
@@ -31,13 +32,16 @@ class FSRT(nn.Module):
         small_decoder: bool = False,
         expression_size: int = 256,
         expression_encoder: ExpressionEncoder | None = None,
+        width_scale: float = 1.0,
     ):
         super().__init__()
-        self.encoder = ImprovedFSRTEncoder(expression_size=expression_size, **(encoder_kwargs or {}))
+        self.encoder = ImprovedFSRTEncoder(
+            expression_size=expression_size, width_scale=width_scale, **(encoder_kwargs or {})
+        )
         decoder_class = SmallImprovedFSRTDecoder if small_decoder else ImprovedFSRTDecoder
-        self.decoder = decoder_class(expression_size=expression_size, **(decoder_kwargs or {}))
+        self.decoder = decoder_class(expression_size=expression_size, width_scale=width_scale, **(decoder_kwargs or {}))
         if expression_encoder is None:
-            expression_encoder = ExpressionEncoder(expression_size=expression_size)
+            expression_encoder = ExpressionEncoder(expression_size=expression_size, width_scale=width_scale)
         self.expression_encoder = expression_encoder
         self._pixel_codes: dict[tuple, torch.Tensor] = {}
 

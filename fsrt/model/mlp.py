@@ -15,3 +15,8 @@ def mlp(*widths: int) -> nn.Sequential:
     for fan_in, fan_out in zip(widths[:-1], widths[1:]):
         layers += [nn.Linear(fan_in, fan_out), nn.ReLU(inplace=True)]
     return nn.Sequential(*layers[:-1])
+
+
+def scaled(width: int, width_scale: float) -> int:
+    """A released hidden width times `width_scale` (1 keeps the official sizes), at least 1."""
+    return max(1, round(width * width_scale))

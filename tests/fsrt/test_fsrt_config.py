@@ -40,7 +40,7 @@ def test_two_source_config_differs_only_in_num_src():
     assert two["data"]["num_src"] == 2
     two["data"]["num_src"] = 1
     assert one == two
-    assert available_configs() == ["vox256", "vox256_2Source"]
+    assert available_configs() == ["sample", "vox256", "vox256_2Source"]
 
 
 def test_config_names_resolve_to_the_bundled_folder(tmp_path, monkeypatch):
@@ -49,7 +49,8 @@ def test_config_names_resolve_to_the_bundled_folder(tmp_path, monkeypatch):
         assert resolve_config(name) == RUNS_DIR / "vox256.yaml"
     (tmp_path / "vox256.yaml").write_text("data: {num_src: 3}\n")
     assert load_config("vox256.yaml")["data"]["num_src"] == 3  # an existing file wins
-    with pytest.raises(InputError, match="vox512: config file not found .bundled configs: vox256, vox256_2Source"):
+    bundled = "bundled configs: sample, vox256, vox256_2Source"
+    with pytest.raises(InputError, match=f"vox512: config file not found .{bundled}"):
         load_config("vox512")
 
 

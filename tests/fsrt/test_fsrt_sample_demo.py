@@ -1,9 +1,12 @@
-"""`python -m fsrt.sample_demo` (make demo's FSRT step) on a small sample: the quick fit writes
-every frame, the video and a README that says QUICK FIT; a checkpoint is used as fsrt.demo does;
-a missing sample is a one-line error."""
+"""`python -m fsrt.sample_demo` (make demo's FSRT step) on a small sample: the committed demo model
+writes the self and cross frames, run.json and a README that says DEMO MODEL; --quick_fit still
+trains and says QUICK FIT; a checkpoint is used as fsrt.demo does; a missing sample is a one-line
+error."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +18,11 @@ from numerics import FORWARD
 
 from common.image import read_image
 from common.video import video_info
-from fsrt import animate, sample_demo
+from fsrt import animate, demo_model, sample_demo
 from fsrt.checkpoint import load_pretrained
 
 ROOT = Path(__file__).resolve().parents[2]
-FRAMES = 3
+FRAMES = 12  # training_count(12) = 8: enough for the quick fit, which never sees frames 8-11
 
 
 @pytest.fixture(scope="module")
@@ -35,28 +38,57 @@ def sample(tmp_path_factory) -> Path:
     return out
 
 
-def check_output(out: Path, count: int, size: int) -> list[Path]:
-    frames = sorted((out / "frames").glob("*.png"))
-    assert [p.name for p in frames] == [f"{i:05d}.png" for i in range(count)]
-    assert all(read_image(p).shape == (size, size, 3) for p in frames)
-    info = video_info(out / "result.mp4")
-    assert (info.width, info.height) == (2 * size, size)  # [driving | result]
-    assert info.frames in (None, count)
-    assert np.ptp(read_image(frames[0])) > 0  # rendered, not a blank canvas
-    return frames
+def check_output(out: Path, count: int, size: int, kind: str) -> dict[str, list[Path]]:
+    """Both parts' frames (named after the driving frames), videos and run.json; returns the frames."""
+    info = json.loads((out / "run.json").read_text())
+    assert (info["method"], info["model"], info["size"]) == ("fsrt", kind, size)
+    assert info["seconds_per_frame"] > 0 and set(info["parts"]) == {"self", "cross"}
+    written = {}
+    for part in ("self", "cross"):
+        entry = info["parts"][part]
+        assert entry["frames"] == f"{part}/frames" and Path(entry["driving"]).name == "driving"
+        assert entry["source"] == entry["identity"]
+        assert Path(entry["source"]).name == {"self": "source.png", "cross": "source_2.png"}[part]
+        frames = sorted((out / part / "frames").glob("*.png"))
+        assert [p.name for p in frames] == [f"{i:05d}.png" for i in range(count)]
+        assert all(read_image(p).shape == (size, size, 3) for p in frames)
+        video = video_info(out / part / "result.mp4")
+        assert (video.width, video.height) == (2 * size, size)  # [driving | result]
+        assert video.frames in (None, count)
+        assert np.ptp(read_image(frames[0])) > 0  # rendered, not a blank canvas
+        written[part] = frames
+    return written
+
+
+def test_demo_model_is_the_default(sample, tmp_path, monkeypatch):
+    # a process of its own, as make demo runs it; no official files under this working directory
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "fsrt.sample_demo", "--sample", str(sample), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr
+    check_output(out, FRAMES, demo_model.SIZE, "demo model")
+    readme = (out / "README.txt").read_text()
+    assert readme.startswith("DEMO MODEL trained on the sample by `make demo-models` (recipe fsrt/runs/sample.yaml)")
+    assert readme in result.stdout
 
 
 def test_quick_fit_writes_every_frame_and_says_so(sample, tmp_path):
     # a process of its own, as make demo runs it
     out = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, "-m", "fsrt.sample_demo", "--sample", str(sample), "--out", str(out), "--steps", "2"],
+        [sys.executable, "-m", "fsrt.sample_demo", "--sample", str(sample), "--out", str(out)]
+        + ["--quick_fit", "--steps", "2"],
         cwd=ROOT,
         capture_output=True,
         text=True,
     )
     assert result.returncode == 0, result.stderr
-    check_output(out, FRAMES, sample_demo.QUICK_SIZE)
+    check_output(out, FRAMES, sample_demo.QUICK_SIZE, "quick fit")
     readme = (out / "README.txt").read_text()
     assert readme.startswith("QUICK FIT on the sample, NOT the official model")
     assert "for 2 steps" in readme and "random" in readme and readme in result.stdout
@@ -82,7 +114,7 @@ def test_checkpoint_is_used_as_fsrt_demo_does(sample, tmp_path, monkeypatch, cap
             "2",
         ]
     )
-    frames = check_output(out, 2, 128)
+    frames = check_output(out, 2, 128, "official")["self"]
     readme = (out / "README.txt").read_text()
     assert f"checkpoint {ckpt['checkpoint']}" in readme and "QUICK FIT" not in readme
     assert readme in capsys.readouterr().out
