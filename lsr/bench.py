@@ -9,6 +9,7 @@ at `--resolution`, then times, after one untimed traced call each:
 - one meta-training G+D step (`engine.make_train_step`, default GAN/L1/feature-matching losses
   and R1/R2 penalties; the VGG perceptual and identity losses off, their weights not being
   shipped) at `--batch_size`.
+`--original DIR` times a checkout of the original beside ours instead (`lsr.bench_original`).
 Prints a table and the process's peak resident memory (`--json`: also as common.bench rows, the
 inference rows with the GFLOP of the traced per-frame forward, `graph_gflop`). A measurement, not a test.
 """
@@ -118,7 +119,14 @@ def main(argv=None) -> int:
     parser.add_argument("--batch_size", type=int, default=1, help="training batch size")
     parser.add_argument("--skip_train", action="store_true")
     parser.add_argument("--json", metavar="OUT", help="also write the rows as common.bench JSON")
+    parser.add_argument(
+        "--original", metavar="DIR", help="instead: ours beside a checkout of the original (lsr/bench_original.py)"
+    )
     args = parser.parse_args(argv)
+    if args.original:
+        from lsr import bench_original
+
+        return bench_original.bench(args.original, args.resolution, args.batch_size, args.iters, args.json)
     device = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
     header = (
         f"LSR two_step_syn, {args.resolution}x{args.resolution}, random weights, {device}, "
