@@ -1,10 +1,11 @@
 """Speed and memory of the full-size FSTH networks at 256 x 256 with random weights.
 
-    python -m fsth.bench [--steps 3] [--device cpu|cuda|cuda:N] [--json OUT]
+    python -m fsth.bench [--steps 3] [--device cpu|cuda|cuda:N] [--json OUT] [--original DIR]
 
 Prints ms per generated frame of G (batch 1 and 8), seconds per meta-training iteration
 (batch 1, T = 8, VGG19 + VGGFace content loss with random weights) and the peak memory;
 `--json` also writes them as common.bench rows, G's with its counted GFLOP per frame.
+`--original DIR` then times the original re-implementation beside ours (fsth.bench_original).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from common.bench import BenchRow, count_flops, write_rows_json
 from common.distributed import add_device_argument, resolve_device
 from common.errors import cli_main
 from common.vgg.torch_vgg import VGGFeatures
+from fsth import bench_original
 from fsth.config import DEFAULTS
 from fsth.loss import Loss_EG_meta
 from fsth.meta_train import train_step
@@ -107,16 +109,22 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m fsth.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=3, help="timed repeats after one warm-up")
     parser.add_argument("--json", metavar="OUT", help="also write the rows as common.bench JSON")
+    parser.add_argument("--original", metavar="DIR", help="also time a bowen-xiao96/reenact checkout beside ours")
     add_device_argument(parser)
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
+    face = bench_original.find_face_dir(args.original, device.type) if args.original else None
     rows, standard = bench(args.steps, device)
+    comparisons = bench_original.compare(face, args.steps) if face else []
+    standard += bench_original.bench_rows(comparisons, args.steps)
     header = f"fsth at 256 x 256, {device}, torch {torch.__version__}, {torch.get_num_threads()} threads"
     if args.json:
         write_rows_json(args.json, standard, header)
     print(header)
     for name, value, unit in rows:
         print(f"{name:<38} {value:>10.1f}  {unit}")
+    for line in bench_original.table(comparisons, args.steps):
+        print(line)
     sys.stdout.flush()
 
 

@@ -1,6 +1,6 @@
 """lsr.bench --original: the pieces that need no original (checkout validation, the original's
 defaults, the alternating timer, the output comparison) and, where a mirror of MoustafaMeshry/lsr
-is on this machine (not in CI), the side by side run at 64x64: same weights, same outputs.
+is found (tests/originals.py, $FR_ORIGINALS; not in CI), the side by side run at 64x64: same weights, same outputs.
 
 The mirror is a bare git repository whose image blobs are absent, so only the Python files are
 extracted (`git archive HEAD -- '*.py'`), which is all the bench imports.
@@ -9,19 +9,17 @@ extracted (`git archive HEAD -- '*.py'`), which is all the bench imports.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from numerics import FORWARD
+from originals import original_git
 
 from lsr import bench_original
 
 ROOT = Path(__file__).resolve().parents[2]
-# A bare mirror of the original: $LSR_ORIGINAL_MIRROR, else where this workspace keeps mirrors.
-MIRROR = Path(os.environ.get("LSR_ORIGINAL_MIRROR", ROOT.parent / ".mirror" / "MoustafaMeshry+lsr" / "repo"))
 
 
 def test_parity_tolerance_is_the_suites_forward_tolerance():
@@ -109,10 +107,9 @@ def test_rows_hold_ours_once_per_stage_and_every_path_of_the_original():
 
 @pytest.fixture(scope="module")
 def original_checkout(tmp_path_factory):
-    if not (MIRROR / "HEAD").is_file():
-        pytest.skip(f"no mirror of MoustafaMeshry/lsr at {MIRROR} (set LSR_ORIGINAL_MIRROR)")
+    mirror = original_git("MoustafaMeshry/lsr")
     folder = tmp_path_factory.mktemp("lsr_original")
-    command = ["git", "-C", str(MIRROR), "archive", "HEAD", "--", "*.py"]
+    command = ["git", "-C", str(mirror), "archive", "HEAD", "--", "*.py"]
     archive = subprocess.run(command, capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
     return folder
