@@ -92,6 +92,9 @@ DEFAULTS: dict[str, Any] = {
     "vggface_loss_weight": 2e-3,
     "fm_loss_weight": 1e1,
     "mch_loss_weight": 8e1,
+    # not in the original (0 keeps it exact): an L1 pixel term in the content loss, for training
+    # without the VGG weight files (the sample's demo model)
+    "l1_loss_weight": 0.0,
     # optimisers
     "lr_EG": 5e-5,
     "lr_D": 2e-4,

@@ -1,6 +1,7 @@
 """The original's losses (`model/loss.py`): D hinge, and the E/G loss of meta-training and fine-tuning.
 
 L_EG = vgg19_loss_weight * sum_l L1(VGG19_l) + vggface_loss_weight * sum_l L1(VGGFace_l)
+       [+ l1_loss_weight * L1(x_hat, x)   (not in the original; weight 0 by default)]
        - mean(D score of the fake) + fm_loss_weight * sum_blocks L1(D features)
        [+ mch_loss_weight * L1(W_i, e_hat per frame)   (meta-training only)]
 Every L1 is a mean over all elements (F.l1_loss).
@@ -95,6 +96,7 @@ class Loss_EG_finetune(nn.Module):
         normalize=True,
         vgg19_arch: str | VGGArch = "vgg19",
         vggface_arch: str | VGGArch = "vggface",
+        l1_loss_weight: float = 0.0,
     ):
         super().__init__()
         self.vgg19 = _perceptual(
@@ -104,7 +106,7 @@ class Loss_EG_finetune(nn.Module):
             vggface_weight_file, "vggface_weight_file", vggface_arch, vggface_layers, normalize, vggface_loss_weight
         )
         self.vgg19_loss_weight, self.vggface_loss_weight = vgg19_loss_weight, vggface_loss_weight
-        self.fm_loss_weight = fm_loss_weight
+        self.fm_loss_weight, self.l1_loss_weight = fm_loss_weight, l1_loss_weight
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], **kwargs):
@@ -120,7 +122,9 @@ class Loss_EG_finetune(nn.Module):
         ]
         if cls is Loss_EG_meta:
             keys.append("mch_loss_weight")
-        return cls(*(cfg[k] for k in keys), normalize=cfg["input_normalize"], **kwargs)
+        return cls(
+            *(cfg[k] for k in keys), normalize=cfg["input_normalize"], l1_loss_weight=cfg["l1_loss_weight"], **kwargs
+        )
 
     def adversarial_terms(self, x, x_hat, D_features, D_features_hat, D_score_hat) -> EGLosses:
         vgg19_loss, vggface_loss = (
@@ -128,6 +132,8 @@ class Loss_EG_finetune(nn.Module):
             for term in (self.vgg19, self.vggface)
         )
         content = self.vgg19_loss_weight * vgg19_loss + self.vggface_loss_weight * vggface_loss
+        if self.l1_loss_weight:  # absent from the original: its sums stay bit-identical at weight 0
+            content = content + self.l1_loss_weight * F.l1_loss(x_hat, x)
         adv = -torch.mean(D_score_hat)
         fm = sum(F.l1_loss(real, fake) for real, fake in zip(D_features, D_features_hat))
         total = content + adv + self.fm_loss_weight * fm

@@ -1,14 +1,17 @@
 """FSTH reenactment of the shared sample (`tools.make_sample_data`), for `make demo`.
 
-    python -m fsth.sample_demo --sample DIR --out OUT [--checkpoint save_N.pkl] [--steps N] [--max_seconds S]
+    python -m fsth.sample_demo --sample DIR --out OUT [--checkpoint save_N.pkl] [--quick_fit]
 
-With --checkpoint: `fsth.infer` with DIR/source.png as the source frame(s) and DIR/driving/ as the
-driving frames. Without: a QUICK FIT, not the official model (none was ever published): a small
-meta-training run (`fsth.meta_train.meta_train`) on the sample's own frames at 64 x 64, stopped
-after --steps iterations or about --max_seconds (`common.sample_demo.time_boxed_fit`, resuming
-meta_train from its last checkpoint), then the same inference with its checkpoint. The perceptual
-(VGG) terms are switched off (weight 0), so the loss reads no VGG weight files.
-Writes OUT/frames/00000.png ..., OUT/result.mp4 and OUT/README.txt (what produced them).
+Feed-forward FSTH (no fine-tuning): E embeds one source frame, G renders every driving frame's
+landmark image in that identity. Self-reenactment: DIR/source.png driven by DIR/driving/ ->
+OUT/self/frames/; cross-identity: DIR/source_2.png driven by the same frames -> OUT/cross/frames/.
+
+The model: --checkpoint (a meta-training save_<step>.pkl), else CHECKPOINT under checkpoints/fsth/
+when present (no official weights exist; a meta-trained model can be put there), else the DEMO
+MODEL fsth/demo_model/model.pkl trained on the sample by `python -m fsth.demo_model`. A QUICK FIT
+(the demo model's recipe run in-process for --steps or about --max_seconds) is used only with
+--quick_fit or when no demo model exists. Also writes OUT/<part>/result.mp4, OUT/run.json and
+OUT/README.txt (what produced the frames).
 """
 
 from __future__ import annotations
@@ -16,92 +19,48 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from common.checkpoint import require_file
 from common.distributed import resolve_device
 from common.errors import cli_main
-from common.image import read_image
-from common.progress import get_logger
-from common.sample import require, sample_fps, sample_frames
-from common.sample_demo import add_demo_arguments, start_demo, time_boxed_fit, write_readme
-from common.video import write_frames, write_video
+from common.image import list_images, read_image, write_image
+from common.sample import require, sample_fps
+from common.sample_demo import add_demo_arguments, pick_model, start_demo, time_boxed_fit, write_readme, write_run_info
+from common.video import write_video
 from fsth.checkpoint import WHERE, read_meta_checkpoint
 from fsth.config import load_config
-from fsth.infer import Reenactor, driving_frames
+from fsth.demo_model import DEMO_DIR, MODEL_FILE, RECIPE, write_training_set
+from fsth.infer import Reenactor
 from fsth.loss import Loss_EG_meta
 from fsth.meta_train import meta_train
 
-log = get_logger("fsth.sample_demo")
+REPO = Path(__file__).resolve().parents[1]
+CHECKPOINT = REPO / "checkpoints" / "fsth" / "model.pkl"
 
-# Narrow networks with the original block sequence (3 downsamplings: 64 px -> 8 x 8 maps).
-QUICK_NETWORKS = {
-    "G_config": (
-        ("D", 16, 9, 2),
-        ("I",),
-        ("D", 32, 3, 2),
-        ("I",),
-        ("A",),
-        ("D", 32, 3, 2),
-        ("I",),
-        ("BA", 32, 3),
-        ("BA", 32, 3),
-        ("U", 32, 3, 2),
-        ("U", 16, 3, 2),
-        ("A", 8),
-        ("U", 3, 3, 2),
-    ),
-    "E_config": (("D", 16, 3, 2), ("D", 32, 3, 2), ("A",), ("D", 32, 3, 2)),
-    "V_config": (("D", 16, 3, 2), ("D", 32, 3, 2), ("A",), ("D", 32, 3, 2), ("B", 32, 3)),
-    "embedding_dim": 32,
-}
-QUICK_SIZE = 64
-
+DEMO_LABEL = (
+    "DEMO MODEL trained on the sample by `make demo-models` (recipe fsth/runs/sample.yaml): FSTH "
+    "meta-trained from scratch on the training frames of the sample's two identities ({steps} steps, "
+    "{size} px, narrow networks, an L1 pixel term instead of the VGG perceptual terms), run feed-forward. "
+    "Not an official model (none was ever published)."
+)
 QUICK_LABEL = (
-    "QUICK FIT on the sample, NOT the official model: FSTH networks ({size} px, narrow) "
-    "meta-trained from scratch for {steps} steps ({seconds:.0f} s on {where}) on the sample's own "
-    "frames, then run feed-forward. The perceptual (VGG19/VGGFace) loss terms were disabled "
-    "(weight 0), so no VGG weights were loaded. Losses used: adversarial + feature matching + "
-    "embedding matching. Expect blurry, low-quality output."
+    "QUICK FIT on the sample, NOT the official model: the demo model's recipe (fsth/runs/sample.yaml, "
+    "{size} px, narrow) meta-trained from scratch for only {steps} steps ({seconds:.0f} s on {where}) "
+    "on the sample's training frames, then run feed-forward. The perceptual (VGG19/VGGFace) loss terms "
+    "were disabled (weight 0), so no VGG weights were loaded; an L1 pixel term stands in for them. Expect "
+    "blurry, low-quality output."
 )
 CHECKPOINT_LABEL = "FSTH reenactment with checkpoint {checkpoint} (feed-forward, no fine-tuning)."
-
-
-def _training_set(sample: Path, root: Path) -> Path:
-    """The sample's frames as one training video (frames + landmarks .npy beside them)."""
-    clip = root / "sample" / "clip"
-    clip.mkdir(parents=True)
-    for i, frame in enumerate(sample_frames(sample)):
-        shutil.copy(frame.image, clip / f"{i:05d}.png")
-        shutil.copy(require(frame.landmarks, sample), clip / f"{i:05d}.npy")
-    return root
 
 
 def quick_fit(
     sample: Path, work: Path, steps: int, max_seconds: float, seed: int = 0, device=None
 ) -> tuple[Path, int, float]:
-    """Meta-train the quick config on the sample; (checkpoint, steps done, seconds)."""
-    # no VGG weight files: a term of loss weight 0 is never built
-    cfg = load_config(
-        None,
-        **QUICK_NETWORKS,
-        train_dataset=str(_training_set(sample, work / "data")),
-        input_size=QUICK_SIZE,
-        metatrain_T=4,
-        metatrain_batch_size=2,
-        num_worker=0,
-        vgg19_weight_file=None,
-        vggface_weight_file=None,
-        vgg19_loss_weight=0.0,
-        vggface_loss_weight=0.0,
-        max_epoch=10**6,
-        display_every=10,
-        check_every=10**9,
-        save_every=10**9,
-        lr_EG=1e-3,
-        lr_D=1e-3,
-    )
-    loss = Loss_EG_meta.from_config(cfg)
+    """Meta-train the recipe on the sample's training frames, time-boxed; (checkpoint, steps, seconds)."""
+    cfg = load_config(RECIPE, train_dataset=str(write_training_set(sample, work / "data")))
+    loss = Loss_EG_meta.from_config(cfg)  # VGG terms of weight 0: no weight file is read
     run_dir, last = work / "run", None
 
     def train_until(target: int) -> None:
@@ -115,16 +74,33 @@ def quick_fit(
     return last, done, seconds
 
 
-def reenact(checkpoint: Path, sample: Path, out: Path) -> list[Path]:
-    """fsth.infer on the sample: source.png embedded, driving/ rendered; frames + result.mp4."""
-    model = Reenactor(checkpoint, device="cpu")
-    e = model.embed([sample / "source.png"])
-    frames, _, _ = driving_frames(sample / "driving")
+def render_part(model: Reenactor, source: Path, driving: Path, out: Path, fps: float) -> tuple[int, float]:
+    """`source` driven by the frames of `driving` -> out/frames/<stem>.png and out/result.mp4;
+    returns (frames, seconds spent embedding and rendering)."""
+    paths = list_images(driving)
+    start = time.perf_counter()
+    e = model.embed([source])
+    rendered = list(model.render(e, ((read_image(p), p, str(p)) for p in paths)))
+    seconds = time.perf_counter() - start
     if (out / "frames").exists():
         shutil.rmtree(out / "frames")
-    written = write_frames(out / "frames", model.render(e, frames))
-    write_video(out / "result.mp4", (read_image(p) for p in written), fps=sample_fps(sample))
-    return written
+    for path, image in zip(paths, rendered):
+        write_image(out / "frames" / f"{path.stem}.png", image)
+    write_video(out / "result.mp4", rendered, fps=fps)
+    return len(rendered), seconds
+
+
+def reenact(checkpoint: Path, sample: Path, out: Path) -> tuple[dict, int, float]:
+    """Self and cross parts with `checkpoint`; (parts for run.json, size, seconds per frame)."""
+    model = Reenactor(checkpoint, device="cpu")
+    driving = sample / "driving"
+    sources = {"self": sample / "source.png", "cross": require(sample / "source_2.png", sample)}
+    parts, count, seconds = {}, 0, 0.0
+    for name, source in sources.items():
+        frames, spent = render_part(model, source, driving, out / name, sample_fps(sample))
+        count, seconds = count + frames, seconds + spent
+        parts[name] = {"frames": f"{name}/frames", "source": source, "driving": driving, "identity": source}
+    return parts, model.size, seconds / count
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -132,7 +108,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_demo_arguments(
         parser, steps=60, max_seconds=50.0, checkpoint_help="a meta-training save_<step>.pkl (no official one exists)"
     )
+    parser.add_argument("--quick_fit", action="store_true", help="train a quick fit even if the demo model exists")
     return parser.parse_args(argv)
+
+
+def _outputs(out: Path) -> str:
+    return ", ".join(f"{out / part / 'frames'}, {out / part / 'result.mp4'}" for part in ("self", "cross"))
+
+
+def _chosen_label(checkpoint: Path, kind: str) -> str:
+    if kind == "demo model":
+        ckpt = read_meta_checkpoint(checkpoint)
+        return DEMO_LABEL.format(steps=ckpt.total_step + 1, size=ckpt.config["input_size"])
+    return CHECKPOINT_LABEL.format(checkpoint=checkpoint)
 
 
 @cli_main
@@ -140,20 +128,24 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     start_demo(args)
     if args.checkpoint is not None:
-        require_file(args.checkpoint, "checkpoint file", WHERE)
-        label = CHECKPOINT_LABEL.format(checkpoint=args.checkpoint)
-        written = reenact(args.checkpoint, args.sample, args.out)
+        picked = [require_file(args.checkpoint, "checkpoint file", WHERE)], "official"
+    else:
+        picked = None if args.quick_fit else pick_model([CHECKPOINT], [DEMO_DIR / MODEL_FILE])
+    if picked is not None:
+        (checkpoint,), kind = picked
+        label = _chosen_label(checkpoint, kind)
+        parts, size, seconds_per_frame = reenact(checkpoint, args.sample, args.out)
     else:
         # meta_train's own default device (this process's GPU, else the CPU); inference runs on the CPU
         device = resolve_device(None)
         with tempfile.TemporaryDirectory(prefix="fsth_sample_demo_") as work:
-            ckpt, steps, seconds = quick_fit(args.sample, Path(work), args.steps, args.max_seconds, args.seed, device)
+            fitted, steps, seconds = quick_fit(args.sample, Path(work), args.steps, args.max_seconds, args.seed, device)
             where = "this machine's CPU" if device.type == "cpu" else f"GPU {device}"
-            label = QUICK_LABEL.format(size=QUICK_SIZE, steps=steps, seconds=seconds, where=where)
-            written = reenact(ckpt, args.sample, args.out)
-    write_readme(
-        args.out, label, args.sample, f"{len(written)} frames -> {args.out / 'frames'}, {args.out / 'result.mp4'}"
-    )
+            parts, size, seconds_per_frame = reenact(fitted, args.sample, args.out)
+        label = QUICK_LABEL.format(size=size, steps=steps, seconds=seconds, where=where)
+        kind, checkpoint = "quick fit", "none (trained in a temporary folder, not kept)"
+    write_run_info(args.out, "fsth", kind, str(checkpoint), size, parts, seconds_per_frame)
+    write_readme(args.out, label, args.sample, _outputs(args.out))
 
 
 if __name__ == "__main__":
