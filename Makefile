@@ -8,7 +8,7 @@ STAMP := $(VENV)/.install.stamp
 PYTEST := $(PY) -m pytest -q
 DEMO_DIR ?= demo_output
 
-.PHONY: install lint format test test-torch test-tf test-portable demo bench clean
+.PHONY: install lint format test test-torch test-tf test-portable demo demo-models bench clean
 
 install: $(STAMP)
 
@@ -54,6 +54,9 @@ test-torch: install
 test-tf: install
 	FR_TEST_SIDE=tf $(PYTEST) tests
 
+# Each method renders the sample with its official checkpoint when one is under checkpoints/<pkg>/,
+# else with the small demo model committed in <pkg>/demo_model/ (VFA: a quick fit), then
+# tools.compare_demo scores them all side by side in $(DEMO_DIR)/compare/.
 demo: install
 	$(PY) -m tools.make_sample_data --out $(DEMO_DIR)/sample
 	$(PY) -m tools.demo_preview --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/preview
@@ -63,11 +66,23 @@ demo: install
 	$(PY) -m vpgc.sample_demo --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/vpgc
 	$(PY) -m vfa.sample_demo --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/vfa \
 		$(if $(wildcard checkpoints/vfa/VFA.pt),--checkpoint checkpoints/vfa/VFA.pt)
+	$(PY) -m tools.compare_demo --demo $(DEMO_DIR) --out $(DEMO_DIR)/compare
 
+# Retrain the committed demo models from their recipes (<pkg>/runs/sample.*) with each method's
+# own training command on the sample's training frames; rewrites <pkg>/demo_model/.
+demo-models: install
+	$(PY) -m tools.make_sample_data --out $(DEMO_DIR)/sample
+	$(PY) -m fsth.demo_model --sample $(DEMO_DIR)/sample
+	$(PY) -m fsrt.demo_model --sample $(DEMO_DIR)/sample
+	$(PY) -m lsr.demo_model --sample $(DEMO_DIR)/sample
+	$(PY) -m vpgc.demo_model --sample $(DEMO_DIR)/sample
+
+# Every method's bench and tools.bench_common, each in its own process, in one table:
+# $(BENCH_DIR)/bench.md and bench.json. make bench BENCH_FLAGS=--quick takes a few minutes;
+# BENCH_FLAGS='--only fsrt,lsr' picks methods.
+BENCH_DIR ?= bench_output
 bench: install
-	$(PY) -m tools.bench_common
-	$(PY) -m vpgc.bench --quick
-	$(PY) -m vfa.bench --quick
+	$(PY) -m tools.bench --out $(BENCH_DIR) $(BENCH_FLAGS)
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
+	rm -rf $(VENV) $(DEMO_DIR) $(BENCH_DIR) .pytest_cache
