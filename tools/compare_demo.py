@@ -144,7 +144,7 @@ def score_part(
     for run in runs:
         inputs = run.parts.get(part)
         if inputs is None:
-            problems.append(f"{run.method}: its run.json has no {part} part")
+            problems.append(f"{run.method}: no {part} part in its run.json (scored in the other table only)")
             continue
         try:
             names = pick(inputs)
