@@ -140,3 +140,23 @@ def count_flops(fn, *args, **kwargs) -> int:
     with flop_counter.FlopCounterMode(display=False, custom_mapping=mapping) as counter:
         fn(*args, **kwargs)
     return counter.get_total_flops()
+
+
+def fixed(value, digits: int = 3) -> str:
+    """`value` with `digits` decimals, "-" for None (a stage that did not run)."""
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def side_by_side_table(rows: list[dict], header: str) -> str:
+    """Markdown of ours-beside-original rows (keys stage, ours, unit, original, ratio, peak_mib, note)."""
+    lines = [
+        header,
+        "",
+        "| stage | ours | original | original / ours | peak MiB | notes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        ours = "-" if row["ours"] is None else f"{row['ours']:.3f} {row['unit']}"
+        cells = (row["stage"], ours, fixed(row["original"]), fixed(row["ratio"], 2), fixed(row["peak_mib"], 0))
+        lines.append("| " + " | ".join((*cells, row["note"])) + " |")
+    return "\n".join(lines)

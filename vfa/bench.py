@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.bench import BenchRow, count_flops, write_rows_json
+from common.bench import BenchRow, count_flops, fixed, side_by_side_table, write_rows_json
 from common.errors import InputError, cli_main
 from common.isolated import run_isolated
 
@@ -355,10 +355,6 @@ def run_stage(name: str, opt: argparse.Namespace, state: dict | None = None) -> 
 
 
 # -------------------------------------------------------------------------------------- report
-def _fmt(value, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def _row(stage: str, result: dict, ours=None, original=None, unit: str = "s", note: str = "") -> dict:
     ours = result.get("seconds") if ours is None else ours
     note = result.get("error", note)
@@ -396,7 +392,7 @@ def build_rows(results: dict, opt: argparse.Namespace) -> list[dict]:
     flow = results.get("original_convert_flow")
     if flow:
         note = "error" not in flow and (
-            f"controller forward positions: max relative difference {_fmt(flow['difference'], 1)}, "
+            f"controller forward positions: max relative difference {fixed(flow['difference'], 1)}, "
             f"same untracked set: {flow['same_missing']}; original's source_to_driving / weights need CUDA tensors "
             "and its renderer pytorch3d: not timed"
         )
@@ -412,14 +408,14 @@ def build_rows(results: dict, opt: argparse.Namespace) -> list[dict]:
     fast, faithful = results["weights_fast"], results["weights_faithful"]
     rows.append(_row("controlling weights, fast", fast, note=f"{fast.get('vertices')} vertices"))
     note = (
-        f"ESTIMATE for {faithful.get('vertices')} vertices: measured {_fmt(faithful.get('small_seconds'), 2)} s on "
+        f"ESTIMATE for {faithful.get('vertices')} vertices: measured {fixed(faithful.get('small_seconds'), 2)} s on "
         f"{faithful.get('small_vertices')} vertices, scaled per vertex and by the heat-solve time ratio"
     )
     rows.append(_row("controlling weights, faithful", faithful, note=note))
     for (distilling, batch), result in results["train"].items():
         label = f"stage-{2 if distilling else 1} training step, batch {batch} at {opt.train_size}"
         steps = 1 / result["seconds"] if "seconds" in result else None
-        note = f"{_fmt(result.get('seconds'), 2)} s per step"
+        note = f"{fixed(result.get('seconds'), 2)} s per step"
         rows.append(_row(label, result, steps, unit="steps/s", note=note))
     return rows
 
@@ -444,27 +440,6 @@ def standard_rows(results: dict, opt: argparse.Namespace) -> list[BenchRow]:
         label = f"stage-{2 if distilling else 1} training step, batch {batch} at {opt.train_size}"
         rows.append(row(result, label, "training", "step"))
     return rows
-
-
-def markdown(rows: list[dict], header: str) -> str:
-    lines = [
-        header,
-        "",
-        "| stage | ours | original | original / ours | peak MiB | notes |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        ours = "-" if row["ours"] is None else f"{row['ours']:.3f} {row['unit']}"
-        cells = (
-            row["stage"],
-            ours,
-            _fmt(row["original"]),
-            _fmt(row["ratio"], 2),
-            _fmt(row["peak_mib"], 0),
-            row["note"],
-        )
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 @cli_main
@@ -507,7 +482,7 @@ def main(argv=None) -> int:
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, best of {opt.repeats}"
     )
     rows = build_rows(results, opt)
-    print(markdown(rows, header))
+    print(side_by_side_table(rows, header))
     if opt.json:
         standard = standard_rows(results, opt)
         results["train"] = {f"stage{2 if d else 1}_batch{b}": r for (d, b), r in results["train"].items()}

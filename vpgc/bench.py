@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.bench import BenchRow, count_flops, write_rows_json
+from common.bench import BenchRow, count_flops, fixed, side_by_side_table, write_rows_json
 from common.distributed import add_device_argument, resolve_device
 from common.errors import InputError, cli_main
 from common.isolated import run_isolated
@@ -463,10 +463,6 @@ def run_stage(name: str, opt: argparse.Namespace, state: dict | None = None) -> 
 
 
 # ------------------------------------------------------------------------------------------ report
-def _fmt(value, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def _row(stage: str, ours=None, original=None, unit: str = "s", peak=None, note: str = "", ratio=None) -> dict:
     if ratio is None and ours and original:
         ratio = original / ours
@@ -474,7 +470,7 @@ def _row(stage: str, ours=None, original=None, unit: str = "s", peak=None, note:
 
 
 def _baseline(result: dict) -> str:
-    return result.get("error", f"baseline {_fmt(result.get('baseline_mib'), 0)} MiB")
+    return result.get("error", f"baseline {fixed(result.get('baseline_mib'), 0)} MiB")
 
 
 def _identical(result: dict, what: str) -> str:
@@ -524,7 +520,7 @@ def build_rows(results: dict) -> list[dict]:
     ):
         result = results[name]
         steps = 1 / result["seconds"] if "seconds" in result else None
-        note = result.get("error", f"{_fmt(result.get('seconds'), 1)} s per step; " + _baseline(result))
+        note = result.get("error", f"{fixed(result.get('seconds'), 1)} s per step; " + _baseline(result))
         rows.append(_row(label, steps, unit="steps/s", peak=result.get("peak_mib"), note=note))
     return rows
 
@@ -545,27 +541,6 @@ def standard_rows(results: dict, device: str) -> list[BenchRow]:
         peak, gflop, note = result.get("peak_mib"), result.get("gflop"), result.get("error", "")
         rows.append(BenchRow("vpgc", label, kind, seconds, unit, peak, gflop, note, device))
     return rows
-
-
-def markdown(rows: list[dict], header: str) -> str:
-    lines = [
-        header,
-        "",
-        "| stage | ours | original | original / ours | peak MiB | notes |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        ours = "-" if row["ours"] is None else f"{row['ours']:.3f} {row['unit']}"
-        cells = (
-            row["stage"],
-            ours,
-            _fmt(row["original"]),
-            _fmt(row["ratio"], 2),
-            _fmt(row["peak_mib"], 0),
-            row["note"],
-        )
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 @cli_main
@@ -614,7 +589,7 @@ def main(argv=None) -> int:
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, best of {opt.repeats}"
     )
     rows = build_rows(results)
-    print(markdown(rows, header))
+    print(side_by_side_table(rows, header))
     if opt.json:
         write_rows_json(opt.json, standard_rows(results, opt.device), header, {"rows": rows, "results": results})
     return 0

@@ -8,7 +8,14 @@ import json
 import pytest
 import torch
 
-from common.bench import BenchRow, count_flops, matmul_peak_gflops, read_rows_json, write_rows_json
+from common.bench import (
+    BenchRow,
+    count_flops,
+    matmul_peak_gflops,
+    read_rows_json,
+    side_by_side_table,
+    write_rows_json,
+)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
@@ -62,3 +69,14 @@ def test_bad_rows_and_files_are_refused(tmp_path):
     path.write_text(json.dumps({"rows": []}))
     with pytest.raises(ValueError, match="standard_rows"):
         read_rows_json(path)
+
+
+def test_side_by_side_table():
+    rows = [
+        {"stage": "G", "ours": 0.5, "unit": "s", "original": 0.75, "ratio": 1.5, "peak_mib": 1024.4, "note": ""},
+        {"stage": "D", "ours": None, "unit": "s", "original": None, "ratio": None, "peak_mib": None, "note": "error"},
+    ]
+    lines = side_by_side_table(rows, "# bench").splitlines()
+    assert lines[0] == "# bench" and lines[2].startswith("| stage | ours | original")
+    assert lines[4] == "| G | 0.500 s | 0.750 | 1.50 | 1024 |  |"
+    assert lines[5] == "| D | - | - | - | - | error |"
