@@ -61,6 +61,24 @@ def _has_cuda() -> bool:
 
 
 @pytest.fixture(scope="session")
+def make_small_sample(tmp_path_factory):
+    """`make_small_sample(frames, size)`: the `tools.make_sample_data` sample with `frames` driving
+    frames at `size` px, built once per (frames, size) in the session. Tests only read it."""
+    from tools.make_sample_data import Motion, make_sample
+
+    built = {}
+
+    def build(frames: int, size: int) -> Path:
+        if (frames, size) not in built:
+            out = tmp_path_factory.mktemp(f"sample_{frames}x{size}")
+            make_sample(out, size, Motion(frames=frames))
+            built[frames, size] = out
+        return built[frames, size]
+
+    return build
+
+
+@pytest.fixture(scope="session")
 def astronaut():
     """512x512 RGB uint8 real face photo that ships with scikit-image."""
     from skimage import data

@@ -26,16 +26,9 @@ FRAMES = 12  # training_count(12) = 8: enough for the quick fit, which never see
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory) -> Path:
+def sample(make_small_sample) -> Path:
     # 128 px: the smallest size the released 5-block keypoint detector of the checkpoint path takes
-    out = tmp_path_factory.mktemp("fsrt_sample_demo")
-    subprocess.run(
-        [sys.executable, "-m", "tools.make_sample_data", "--out", str(out), "--frames", str(FRAMES), "--size", "128"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
-    return out
+    return make_small_sample(FRAMES, 128)
 
 
 def check_output(out: Path, count: int, size: int, kind: str) -> dict[str, list[Path]]:

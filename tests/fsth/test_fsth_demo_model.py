@@ -1,8 +1,5 @@
 """fsth.demo_model: the committed demo model, and the recipe end to end for one step."""
 
-import subprocess
-import sys
-
 import pytest
 import torch
 from numerics import ROUNDING, assert_close
@@ -15,12 +12,9 @@ from fsth.loss import Loss_EG_meta
 
 
 @pytest.fixture(scope="module")
-def demo_sample(tmp_path_factory):
+def demo_sample(make_small_sample):
     """The shared sample at the demo model's size: 8 driving frames, the first 4 trainable."""
-    out = tmp_path_factory.mktemp("demo_sample")
-    command = [sys.executable, "-m", "tools.make_sample_data", "--out", str(out), "--frames", "8", "--size", "64"]
-    subprocess.run(command, check=True, capture_output=True)
-    return out
+    return make_small_sample(8, 64)
 
 
 def test_committed_demo_model_loads_strictly():

@@ -1,8 +1,6 @@
 """fsth.sample_demo: the committed demo model, an explicit checkpoint, the quick fit, bad input."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,12 +13,9 @@ PART_KEYS = {"frames", "source", "driving", "identity"}
 
 
 @pytest.fixture(scope="module")
-def demo_sample(tmp_path_factory):
+def demo_sample(make_small_sample):
     """The shared sample at the demo model's size: 8 driving frames, the first 4 trainable."""
-    out = tmp_path_factory.mktemp("demo_sample")
-    command = [sys.executable, "-m", "tools.make_sample_data", "--out", str(out), "--frames", "8", "--size", "64"]
-    subprocess.run(command, check=True, capture_output=True)
-    return out
+    return make_small_sample(8, 64)
 
 
 def _check_parts(out, sample, size):

@@ -21,15 +21,8 @@ FRAMES = 12  # training_count(12) = 8: frames 8-11 are held out
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("vpgc_demo_model_sample")
-    subprocess.run(
-        [sys.executable, "-m", "tools.make_sample_data", "--out", str(out), "--frames", str(FRAMES), "--size", "64"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
-    return out
+def sample(make_small_sample) -> Path:
+    return make_small_sample(FRAMES, 64)
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -23,15 +23,8 @@ DEMO_SIZE = 64
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("vpgc_sample_demo")
-    subprocess.run(
-        [sys.executable, "-m", "tools.make_sample_data", "--out", str(out), "--frames", str(FRAMES), "--size", "64"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
-    return out
+def sample(make_small_sample) -> Path:
+    return make_small_sample(FRAMES, 64)
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
