@@ -4,6 +4,10 @@ The sources are encoded once into the set-latent z; every driving frame then onl
 keypoints, its expression vector and one decoder pass over the pixels, several frames at a time.
 `python -m fsrt.demo` (the original's command) and `python -m fsrt.sample_demo` run on it, and
 `fsrt.extract_keypoints` shares its frame preparation and hull measure.
+
+`precision` ("fp32" by default, "bf16", "fp16" on a GPU; see `common.precision`) applies to the
+encoder and the decoder, which hold nearly all the work; the keypoint detector and the expression
+encoder stay float32, since their keypoints place every query pixel and cost little.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import torch
 
 from common.errors import InputError
 from common.image import IMAGE_SUFFIXES, read_image, to_uint8
+from common.precision import autocast
 from common.video import iter_frames
 
 SIZE = 256  # the released models are trained at 256x256 only
@@ -137,10 +142,13 @@ def best_frame(
 
 # -------------------------------------------------------------------------------------- model
 @torch.inference_mode()
-def encode_sources(model, detector, sources: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_sources(
+    model, detector, sources: torch.Tensor, precision: str = "fp32"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sources [S, 3, H, W] -> (z [1, T, 768], source keypoints [S, K, 2])."""
     kp, expression = model.keypoints_and_expression(detector, sources)
-    return model.encode(sources[None], kp[None], expression[None]), kp
+    with autocast(precision, sources.device):
+        return model.encode(sources[None], kp[None], expression[None]), kp
 
 
 @torch.inference_mode()
@@ -151,13 +159,22 @@ def drive_codes(model, detector, frames: torch.Tensor) -> tuple[torch.Tensor, to
 
 @torch.inference_mode()
 def render(
-    model, z: torch.Tensor, kp: torch.Tensor, expression: torch.Tensor, height: int, width: int, max_num_pixels: int
+    model,
+    z: torch.Tensor,
+    kp: torch.Tensor,
+    expression: torch.Tensor,
+    height: int,
+    width: int,
+    max_num_pixels: int,
+    precision: str = "fp32",
 ) -> torch.Tensor:
-    """Predictions [B, 3, H, W] clamped to [0, 1] for B frames at once; at most `max_num_pixels`
-    query pixels of all B frames together are decoded at a time, which bounds the memory."""
+    """Float32 predictions [B, 3, H, W] clamped to [0, 1] for B frames at once; at most
+    `max_num_pixels` query pixels of all B frames together are decoded at a time, which bounds the
+    memory."""
     chunk = max(1, max_num_pixels // len(kp))
-    frames = model.render(z.expand(len(kp), -1, -1), kp, expression, height, width, chunk_size=chunk)
-    return frames.clamp(0, 1)
+    with autocast(precision, kp.device):
+        frames = model.render(z.expand(len(kp), -1, -1), kp, expression, height, width, chunk_size=chunk)
+    return frames.float().clamp(0, 1)
 
 
 def animate(
@@ -170,16 +187,26 @@ def animate(
     anchor: int = 0,
     batch_size: int = 4,
     max_num_pixels: int = 8192,
+    precision: str = "fp32",
 ) -> torch.Tensor:
     """Predictions [T, 3, H, W] for in-memory sources [S, 3, H, W] and driving frames [T, 3, H, W];
     the relative motion is measured from driving frame `anchor` (the best frame)."""
-    z, kp_source = encode_sources(model, detector, sources)
+    z, kp_source = encode_sources(model, detector, sources, precision)
     kp, expression = drive_codes(model, detector, driving)
     kp = transfer_motion(kp, kp_source[0], kp[anchor], relative, adapt_scale)
     height, width = sources.shape[-2:]
     return torch.cat(
         [
-            render(model, z, kp[i : i + batch_size], expression[i : i + batch_size], height, width, max_num_pixels)
+            render(
+                model,
+                z,
+                kp[i : i + batch_size],
+                expression[i : i + batch_size],
+                height,
+                width,
+                max_num_pixels,
+                precision,
+            )
             for i in range(0, len(kp), batch_size)
         ]
     )

@@ -8,6 +8,11 @@ phase: 4096 random target pixels (phase 1), a 128x128 sub-grid with gradients pl
 plus the discriminator and its update (phase 3). Peak memory is the process's resident peak so
 far on CPU (it never goes down), the stage's allocator peak on GPU. `--json OUT` also writes them as
 common.bench rows, the decoder's with its counted GFLOP per frame.
+
+`--precisions fp32 bf16` (the CPU default; fp32 fp16 on a GPU) times the encoder and the decoder
+again under autocast (`common.precision`) and notes the speed-up and how far the frame moved. Random
+weights decode a nearly constant frame (values within about +-0.01), so the decoded values are
+first scaled by the float32 frame's own range: the agreement is that of the image's contrast.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import torch
 
 from common.bench import BenchRow, count_flops, write_rows_json
 from common.distributed import add_device_argument, resolve_device
+from common.precision import PRECISIONS, autocast, frame_agreement
 from fsrt.config import load_config
 from fsrt.model import FSRT, KPDetector, MultiScaleDiscriminator, pixel_grid
 from fsrt.trainer import FSRTTrainer
@@ -93,6 +99,37 @@ def decoder_gflop_per_frame(model: FSRT, z, code, kp, expression, chunk: int) ->
     return (per_frame + (one_chunk - per_frame) * SIZE * SIZE / min(chunk, len(code))) / 1e9
 
 
+def range_scaled_agreement(reference: torch.Tensor, candidate: torch.Tensor) -> dict:
+    """`frame_agreement` of two decoded frames after mapping the reference's [min, max] to [0, 1]."""
+    low, high = reference.min(), reference.max()
+    scale = (high - low).clamp_min(1e-12)
+    return frame_agreement((reference - low) / scale, (candidate.float() - low) / scale)
+
+
+def precision_note(fp32_seconds: float, seconds: float, agreement: dict | None = None) -> str:
+    note = f"x{fp32_seconds / seconds:.2f} vs fp32"
+    if agreement is not None:
+        note += f"; frames vs fp32 {agreement['psnr_db']:.1f} dB PSNR, max {agreement['max_levels']} levels"
+    return note
+
+
+def time_encoder_decoder(model, sources, kp, expression, code, opt, device: str, precision: str) -> dict:
+    """The encoder's ms per call and the decoder's ms per SIZE x SIZE frame (scaled from `code`'s
+    pixels) at `precision`, their peak MiB, the set-latent z and the decoded pixels."""
+    with autocast(precision, device):
+        encoder_ms, encoder_mib, z = timed(lambda: model.encode(sources[None], kp[None], expression[None]), device)
+        decode = functools.partial(model.decoder.render, z, code, kp[:1], expression[:1], opt.max_num_pixels)
+        decoder_ms, decoder_mib, frame = timed(decode, device, opt.frames)
+    return {
+        "encoder_ms": encoder_ms,
+        "encoder_mib": encoder_mib,
+        "decoder_ms": decoder_ms * SIZE * SIZE / len(code),
+        "decoder_mib": decoder_mib,
+        "z": z,
+        "frame": frame.float(),
+    }
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fsrt.bench", description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -109,9 +146,16 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=1, help="training batch per step")
     parser.add_argument("--phases", type=int, nargs="*", default=[1, 2, 3], help="training phases to time")
     parser.add_argument("--json", metavar="OUT", help="also write the rows as common.bench JSON")
+    parser.add_argument(
+        "--precisions",
+        nargs="+",
+        choices=PRECISIONS,
+        help="inference precisions (default fp32 bf16; GPU: fp32 fp16); fp32 always runs, as the reference",
+    )
     add_device_argument(parser)
     opt = parser.parse_args(argv)
     device = resolve_device(opt.device).type
+    precisions = opt.precisions or ["fp32", "fp16" if device == "cuda" else "bf16"]
     cfg = load_config(opt.config)
     num_src, tcfg = cfg["data"]["num_src"], cfg["training"]
 
@@ -124,20 +168,37 @@ def main(argv=None) -> int:
         ms, mib, (kp, expression) = timed(lambda: model.keypoints_and_expression(detector, sources), device)
         rows.append((f"keypoints + expression, {num_src} frame(s)", ms, mib))
         standard.append(BenchRow("fsrt", rows[-1][0], "inference", ms / 1000, "call", mib, device=device))
-        ms, mib, z = timed(lambda: model.encode(sources[None], kp[None], expression[None]), device)
-        rows.append((f"encoder, {num_src} source(s) (once per video)", ms, mib))
-        standard.append(BenchRow("fsrt", rows[-1][0], "inference", ms / 1000, "call", mib, device=device))
+        encoder_label = f"encoder, {num_src} source(s) (once per video)"
+        decoder_label = f"decoder per {SIZE}x{SIZE} frame (chunks of {opt.max_num_pixels})"
         code = model.pixel_code(SIZE, SIZE, device)[: opt.num_pixels]
-        decode = lambda: model.decoder.render(z, code, kp[:1], expression[:1], opt.max_num_pixels)  # noqa: E731
-        ms, mib, _ = timed(decode, device, opt.frames)
-        rows.append(
-            (f"decoder per {SIZE}x{SIZE} frame (chunks of {opt.max_num_pixels})", ms * SIZE * SIZE / len(code), mib)
-        )
-        gflop = decoder_gflop_per_frame(model, z, code, kp, expression, opt.max_num_pixels)
-        note = f"{len(code)} of {SIZE * SIZE} pixels timed, scaled" if len(code) < SIZE * SIZE else ""
-        standard.append(
-            BenchRow("fsrt", rows[-1][0], "inference", rows[-1][1] / 1000, "frame", mib, gflop, note, device)
-        )
+        scaled = f"{len(code)} of {SIZE * SIZE} pixels timed, scaled" if len(code) < SIZE * SIZE else ""
+        fp32, gflop = None, None
+        for precision in ["fp32"] + [p for p in precisions if p != "fp32"]:
+            run = time_encoder_decoder(model, sources, kp, expression, code, opt, device, precision)
+            suffix = ""
+            if fp32 is None:
+                fp32, notes = run, ("", scaled)
+                gflop = decoder_gflop_per_frame(model, run["z"], code, kp, expression, opt.max_num_pixels)
+            else:
+                suffix = f" [{precision}]"
+                agreement = range_scaled_agreement(fp32["frame"], run["frame"])
+                decoder_note = precision_note(fp32["decoder_ms"], run["decoder_ms"], agreement)
+                notes = (
+                    precision_note(fp32["encoder_ms"], run["encoder_ms"]),
+                    "; ".join(filter(None, [decoder_note, scaled])),
+                )
+            rows.append((encoder_label + suffix, run["encoder_ms"], run["encoder_mib"]))
+            standard.append(
+                BenchRow(
+                    "fsrt", rows[-1][0], "inference", rows[-1][1] / 1000, "call", rows[-1][2], None, notes[0], device
+                )
+            )
+            rows.append((decoder_label + suffix, run["decoder_ms"], run["decoder_mib"]))
+            standard.append(
+                BenchRow(
+                    "fsrt", rows[-1][0], "inference", rows[-1][1] / 1000, "frame", rows[-1][2], gflop, notes[1], device
+                )
+            )
 
     disc = MultiScaleDiscriminator(cfg["discriminator"]["scales"], **cfg["discriminator"]["disc_kwargs"]).to(device)
     trainer = FSRTTrainer(cfg, model.encoder, model.decoder, model.expression_encoder, detector, disc, device=device)

@@ -14,6 +14,7 @@ import torch
 from common.distributed import add_device_argument, resolve_device
 from common.errors import InputError, cli_main
 from common.image import tensor_to_image, to_uint8
+from common.precision import add_precision_argument, check_precision
 from common.progress import get_logger, progress
 from common.video import VideoWriter, iter_frames, mux_audio, video_info, write_frames
 from fsrt import animate
@@ -67,6 +68,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="query pixels decoded at once (all frames of a batch together); lower it to save memory",
     )
     parser.add_argument("--batch_size", type=int, default=4, help="driving frames per decoder call")
+    add_precision_argument(parser)
     opt = parser.parse_args(argv)
     if opt.max_num_pixels < 1 or opt.batch_size < 1:
         parser.error("--max_num_pixels and --batch_size must be positive")
@@ -77,6 +79,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     opt = parse_args(argv)
     device = resolve_device("cpu" if opt.cpu else opt.device)
+    check_precision(opt.precision, device)
     fps = video_info(opt.driving_video).fps  # fails early, before anything is computed or written
     sources = animate.read_sources(opt.source_image, opt.source_idx)
     detector, model = load_pretrained(opt.config, opt.checkpoint, opt.kp_checkpoint, device)
@@ -93,7 +96,7 @@ def main(argv=None) -> int:
 
     # Pass 1: keypoints and expressions of every driving frame (small), so that relative motion
     # can be measured from any anchor frame without holding the video in memory.
-    z, kp_source = animate.encode_sources(model, detector, animate.to_tensor(sources).to(device))
+    z, kp_source = animate.encode_sources(model, detector, animate.to_tensor(sources).to(device), opt.precision)
     codes = [
         animate.drive_codes(model, detector, animate.to_tensor(batch).to(device))
         for batch in animate.batches(map(animate.prepare, iter_frames(opt.driving_video)), opt.batch_size)
@@ -111,7 +114,14 @@ def main(argv=None) -> int:
             stop = start + len(batch)
             results = tensor_to_image(
                 animate.render(
-                    model, z, kp[start:stop], expression[start:stop], animate.SIZE, animate.SIZE, opt.max_num_pixels
+                    model,
+                    z,
+                    kp[start:stop],
+                    expression[start:stop],
+                    animate.SIZE,
+                    animate.SIZE,
+                    opt.max_num_pixels,
+                    opt.precision,
                 )
             )
             for driving, result in zip(batch, results):
