@@ -1,12 +1,13 @@
 """Feed-forward reenactment with a meta-trained checkpoint (no fine-tuning).
 
     python -m fsth.infer --checkpoint save_N.pkl --source_images a.png [b.png ...] \
-        --driving DIR_OR_VIDEO --output OUT [--device cpu]
+        --driving DIR_OR_VIDEO --output OUT [--device cpu] [--precision fp32|bf16|fp16]
 
 E embeds the K source frames (image + landmark image), their mean e drives G's AdaIN, and G
 renders every driving frame's landmark image. Landmarks come from `<stem>.npy` files found
 beside each image (see `fsth.dataset.find_landmarks`), else from the dlib detector. Writes
-OUT/frames/00000.png ... and OUT/result.mp4.
+OUT/frames/00000.png ... and OUT/result.mp4. `--precision bf16` (or fp16 on a GPU) runs E and G
+under autocast (`common.precision`); their outputs are cast back to float32 before use.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from common.distributed import add_device_argument, resolve_device
 from common.errors import InputError, cli_main
 from common.image import image_to_tensor, list_images, read_image, tensor_to_image
 from common.landmarks import LandmarkDetector, load_landmarks
+from common.precision import add_precision_argument, autocast, check_precision
 from common.progress import get_logger, progress
 from common.video import DEFAULT_FPS, iter_frames, video_info, write_frames, write_video
 from fsth.checkpoint import build_meta_networks, read_meta_checkpoint
@@ -33,9 +35,16 @@ log = get_logger("fsth.infer")
 
 class Reenactor:
     """G and E of a checkpoint in eval mode, at the checkpoint's input_size, on `device`
-    (cpu, cuda, cuda:N or a torch.device)."""
+    (cpu, cuda, cuda:N or a torch.device), running at `precision` (see `common.precision`)."""
 
-    def __init__(self, checkpoint: str | Path, trust_pickle: bool = False, device: str | torch.device = "cpu"):
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        trust_pickle: bool = False,
+        device: str | torch.device = "cpu",
+        precision: str = "fp32",
+    ):
+        check_precision(precision, device)  # before the checkpoint is read
         ckpt = read_meta_checkpoint(checkpoint, trust_pickle)
         cfg = ckpt.config or {}
         self.G, self.E, _ = build_meta_networks(ckpt)
@@ -44,6 +53,7 @@ class Reenactor:
         self.size = cfg.get("input_size", 256)
         self.normalize = cfg.get("input_normalize", True)
         self.device = device
+        self.precision = precision
         self._detector = None
 
     def _landmarks(self, image: np.ndarray, path: Path | None, label: str) -> np.ndarray:
@@ -69,8 +79,15 @@ class Reenactor:
     def embed(self, sources: Iterable[Path]) -> torch.Tensor:
         """Mean embedding e (1, dim) of the source images."""
         x, y = zip(*(self._pair(read_image(p), p, str(p)) for p in sources))
-        e = self.E(torch.stack(x).to(self.device), torch.stack(y).to(self.device))
-        return e.mean(dim=0, keepdim=True)
+        with autocast(self.precision, self.device):
+            e = self.E(torch.stack(x).to(self.device), torch.stack(y).to(self.device))
+        return e.float().mean(dim=0, keepdim=True)
+
+    def _generate(self, landmark_images: list[torch.Tensor], e: torch.Tensor) -> torch.Tensor:
+        """G's float32 output for a list of landmark images, all in the identity `e`."""
+        with autocast(self.precision, self.device):
+            out = self.G(torch.stack(landmark_images).to(self.device), e.expand(len(landmark_images), -1))
+        return out.float()
 
     @torch.no_grad()
     def render(
@@ -82,14 +99,10 @@ class Reenactor:
         for image, path, label in frames:
             chunk.append(self._pair(image, path, label)[1])
             if len(chunk) == batch:
-                yield from tensor_to_image(
-                    self.G(torch.stack(chunk).to(self.device), e.expand(len(chunk), -1)), value_range
-                )
+                yield from tensor_to_image(self._generate(chunk, e), value_range)
                 chunk = []
         if chunk:
-            yield from tensor_to_image(
-                self.G(torch.stack(chunk).to(self.device), e.expand(len(chunk), -1)), value_range
-            )
+            yield from tensor_to_image(self._generate(chunk, e), value_range)
 
 
 def driving_frames(driving: Path) -> tuple[Iterator[tuple[np.ndarray, Path | None, str]], int, float]:
@@ -113,13 +126,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--trust_pickle", action="store_true", help="allow pickled objects in the checkpoint")
     add_device_argument(parser)
+    add_precision_argument(parser)
     return parser.parse_args(argv)
 
 
 @cli_main
 def main(argv=None) -> None:
     args = parse_args(argv)
-    model = Reenactor(args.checkpoint, args.trust_pickle, resolve_device(args.device))
+    model = Reenactor(args.checkpoint, args.trust_pickle, resolve_device(args.device), args.precision)
     e = model.embed(args.source_images)
     frames, count, fps = driving_frames(args.driving)
     start = time.perf_counter()

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from common.errors import InputError, NoFaceError
+from common.precision import autocast, check_precision
 from vfa.bfm import rotation_matrix
 from vfa.controllers import Controllers
 from vfa.mesh import Mesh
@@ -269,6 +270,10 @@ class Animator:
     (`vfa.render.render_source`), `source_rgbd` its network input (`norm_image`), `controllers`
     and `control` the controllers and their weights. Call `set_start(frame)` once, then
     `animate(frame)` per driving frame ([1,4,H,W] network inputs).
+
+    `precision` ("fp32", "bf16", "fp16" on a GPU; `common.precision`) applies to the generator's
+    forward passes only: its outputs are taken back to float32 before tracking, and the tracking,
+    un-projection, mesh deformation and rendering always run in float32/float64.
     """
 
     def __init__(
@@ -280,6 +285,7 @@ class Animator:
         control: ControlWeights,
         lap_times: int = LAP_TIMES,
         lap_lambda: float = LAP_LAMBDA,
+        precision: str = "fp32",
     ):
         self.generator = generator
         self.device = next(generator.parameters()).device
@@ -289,18 +295,23 @@ class Animator:
         self.control = control
         self.lap_times, self.lap_lambda = lap_times, lap_lambda
         self.h_start = None
+        self.precision = precision
+        check_precision(precision, self.device)
 
     @torch.no_grad()
     def set_start(self, frame: torch.Tensor) -> None:
         """h_start = enc.enc_motion(frame): the driving pose the motion is taken relative to."""
-        self.h_start = self.generator.enc.enc_motion(frame.to(self.device))
+        with autocast(self.precision, self.device):
+            self.h_start = self.generator.enc.enc_motion(frame.to(self.device)).float()
 
     @torch.no_grad()
     def animate(self, frame: torch.Tensor, render_views: bool = True) -> FrameResult:
         if self.h_start is None:
             raise RuntimeError("Animator.set_start must be called before animate")
-        recon, extra = self.generator(self.source_rgbd, frame.to(self.device), h_start=self.h_start, testing=True)
-        depth_u16 = depth_to_uint16(recon[0, 3].float().cpu().numpy())
+        with autocast(self.precision, self.device):
+            recon, extra = self.generator(self.source_rgbd, frame.to(self.device), h_start=self.h_start, testing=True)
+        recon = recon.float()
+        depth_u16 = depth_to_uint16(recon[0, 3].cpu().numpy())
         flow = extra["rgb_motion_flow"][0].float().cpu().numpy()
         tracking = track_controllers(
             flow, depth_u16, self.controllers, self.source.camera, self.source.depth_min, self.source.depth_max

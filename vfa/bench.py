@@ -29,6 +29,16 @@ flow, with the controllers' forward positions compared; `source_to_driving` and
 `calculate_weights_with_geodist` create `cuda:0` tensors, and the original's rendering needs
 pytorch3d (not installed), so those are not timed.
 
+`--precisions fp32 bf16` (the default) also times the per-frame inference and the generator forward
+under bf16 autocast (`common.precision`; fp16 needs a GPU, which this bench does not use), with the
+same weights and inputs, the precisions taking turns in each repeat. Their rows (`[bf16]`) give
+the speed-up and the agreement of the outputs with float32 ones, as 8-bit frames mapped from
+[-1, 1]: the network RGB and the two renders of the moved mesh for the frame, the teacher RGBD
+for the forward. Random weights predict large random flows that amplify any rounding (Gaussian
+noise of half an 8-bit level on the inputs moves the fp32 network output by up to 80 levels, and
+the controllers' tracking then moves the mesh at random), so these agreements are a pessimistic
+bound for trained weights.
+
 `--json OUT` writes the table, the raw results and common.bench rows (`standard_rows`); the
 inference rows carry the counted GFLOP of the generator forward per frame.
 """
@@ -50,6 +60,7 @@ import numpy as np
 from common.bench import BenchRow, count_flops, fixed, side_by_side_table, write_rows_json
 from common.errors import InputError, cli_main
 from common.isolated import run_isolated
+from common.precision import PRECISIONS, autocast, check_precision, frame_agreement
 
 SIZE = 256
 GRID = 189  # 189² = 35,721 vertices, BFM09's count
@@ -140,6 +151,30 @@ def best_of(fn, repeats: int) -> tuple[float, object]:
     return best, result
 
 
+def alternating_best(calls: dict, repeats: int) -> dict:
+    """{name: (fastest wall seconds, last result)} of each call, the calls taking turns `repeats`
+    times so that a machine's changing load reaches all of them alike."""
+    best, results = dict.fromkeys(calls, math.inf), {}
+    for _ in range(repeats):
+        for name, fn in calls.items():
+            start = time.perf_counter()
+            results[name] = fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: (best[name], results[name]) for name in calls}
+
+
+def unit_range(image) -> np.ndarray:
+    """A [-1, 1] network image or render as [0, 1] float64 (frame_agreement clamps the rest)."""
+    array = image.detach().float().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
+    return (array.astype(np.float64) + 1.0) / 2.0
+
+
+def frame_panels(result) -> np.ndarray:
+    """The animated frame's [H, 3W, 3] panels in [0, 1]: network RGB, front and rotated renders."""
+    network = result.rgb.permute(1, 2, 0)
+    return np.concatenate([unit_range(network), unit_range(result.front), unit_range(result.rotated)], axis=1)
+
+
 def relative_difference(ours, reference) -> float:
     """max|ours - reference| / max|reference|, the measure of tests/numerics.py."""
     ours, reference = np.asarray(ours, np.float64), np.asarray(reference, np.float64)
@@ -148,7 +183,8 @@ def relative_difference(ours, reference) -> float:
 
 # -------------------------------------------------------------------------------------- stages
 def inference(opt, state: dict) -> dict:
-    """Animator.animate per frame and its parts (seconds, best of opt.repeats)."""
+    """Animator.animate per frame and its parts (seconds, best of opt.repeats); the frame and the
+    generator forward also at each reduced precision of opt.precisions (under "precisions")."""
     import torch
 
     from vfa import animate
@@ -158,16 +194,33 @@ def inference(opt, state: dict) -> dict:
     control = geodesic_weights(source.mesh.vertices, source.mesh.faces, corners, method="fast", show_progress=False)
     generator = seeded_generator(SIZE, distilling=True).eval()
     rgbd = animate.norm_image(source.colour_bgr_float, source.zbuf, "avatar")
-    animator = animate.Animator(generator, source, rgbd, controllers, control)
+    precisions = ["fp32", *(p for p in opt.precisions if p != "fp32")]
+    animators = {p: animate.Animator(generator, source, rgbd, controllers, control, precision=p) for p in precisions}
     start, driving = rgbd_frames(2).split(1)
-    animator.set_start(start)
+    for each in animators.values():
+        each.set_start(start)
+    animator = animators["fp32"]
     state["baseline_mib"] = peak_mib()
-    total, result = best_of(lambda: animator.animate(driving), opt.repeats)
+
+    @torch.no_grad()
+    def generator_forward(each):
+        with autocast(each.precision, each.device):
+            return generator(each.source_rgbd, driving, h_start=each.h_start, testing=True)
+
+    frames = alternating_best({p: functools.partial(a.animate, driving) for p, a in animators.items()}, opt.repeats)
+    forwards = alternating_best({p: functools.partial(generator_forward, a) for p, a in animators.items()}, opt.repeats)
+    (total, result), (forward, (recon, extra)) = frames["fp32"], forwards["fp32"]
     with torch.no_grad():
-        forward, (recon, extra) = best_of(
-            lambda: generator(animator.source_rgbd, driving, h_start=animator.h_start, testing=True), opt.repeats
-        )
         flop = count_flops(generator, animator.source_rgbd, driving, h_start=animator.h_start, testing=True)
+    reduced = {
+        p: {
+            "seconds": frames[p][0],
+            "generator forward": forwards[p][0],
+            "frame_agreement": frame_agreement(frame_panels(result), frame_panels(frames[p][1])),
+            "forward_agreement": frame_agreement(unit_range(recon), unit_range(forwards[p][1][0])),
+        }
+        for p in precisions[1:]
+    }
     flow = extra["rgb_motion_flow"][0].numpy()
     tracking_args = (flow, result.depth_u16, controllers, source.camera, source.depth_min, source.depth_max)
     track, tracking = best_of(lambda: animate.track_controllers(*tracking_args), opt.repeats)
@@ -185,6 +238,7 @@ def inference(opt, state: dict) -> dict:
         "controllers": len(controllers),
         "tracked": int((~tracking.untracked).sum()),
         "gflop": flop / 1e9,
+        "precisions": reduced,
     }
 
 
@@ -355,6 +409,28 @@ def run_stage(name: str, opt: argparse.Namespace, state: dict | None = None) -> 
 
 
 # -------------------------------------------------------------------------------------- report
+def precision_note(fp32_seconds, seconds, agreement: dict) -> str:
+    """The contract's note of a reduced-precision row: speed-up and frame agreement with fp32."""
+    if not fp32_seconds or not seconds:
+        return ""
+    return (
+        f"x{fp32_seconds / seconds:.2f} vs fp32; frames vs fp32 {agreement['psnr_db']:.1f} dB PSNR, "
+        f"max {agreement['max_levels']} levels"
+    )
+
+
+def precision_rows(frame: dict) -> list[tuple[str, str, float, str]]:
+    """(precision, which, seconds, note) of each reduced precision's frame and generator forward;
+    `which` is "frame" or "forward"."""
+    rows = []
+    fp32 = {"frame": frame.get("seconds"), "forward": frame.get("parts", {}).get("generator forward")}
+    for precision, result in frame.get("precisions", {}).items():
+        for which, key in (("frame", "seconds"), ("forward", "generator forward")):
+            note = precision_note(fp32[which], result[key], result[f"{which}_agreement"])
+            rows.append((precision, which, result[key], note))
+    return rows
+
+
 def _row(stage: str, result: dict, ours=None, original=None, unit: str = "s", note: str = "") -> dict:
     ours = result.get("seconds") if ours is None else ours
     note = result.get("error", note)
@@ -374,6 +450,9 @@ def build_rows(results: dict, opt: argparse.Namespace) -> list[dict]:
     compare = results.get("original_generator", {})
     for part, seconds in frame.get("parts", {}).items():
         rows.append(_row(f"  {part}", {}, seconds))
+    for precision, which, seconds, note in precision_rows(frame):
+        label = "inference per frame (Animator.animate)" if which == "frame" else "  generator forward"
+        rows.append(_row(f"{label} [{precision}]", {"peak_mib": frame.get("peak_mib")}, seconds, note=note))
     if compare:
         difference = "error" not in compare and (
             "timed alternately; float64 max abs(ours - original) / max abs(original): "
@@ -433,6 +512,11 @@ def standard_rows(results: dict, opt: argparse.Namespace) -> list[BenchRow]:
     rows = [
         row(frame, "inference per frame (Animator.animate)", "inference", "frame", None, frame.get("gflop"), counted),
         row(frame, "generator forward per frame", "inference", "frame", generator, frame.get("gflop")),
+    ]
+    for precision, which, seconds, note in precision_rows(frame):
+        label = "inference per frame (Animator.animate)" if which == "frame" else "generator forward per frame"
+        rows.append(row(frame, f"{label} [{precision}]", "inference", "frame", seconds, frame.get("gflop"), note))
+    rows += [
         row(results["weights_fast"], "controlling weights, fast", "other", "call"),
         row(results["weights_faithful"], "controlling weights, faithful", "other", "call", note="estimated"),
     ]
@@ -450,10 +534,19 @@ def main(argv=None) -> int:
     parser.add_argument("--json", metavar="OUT", help="also write the results as JSON")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument(
+        "--precisions",
+        nargs="+",
+        choices=PRECISIONS,
+        default=["fp32", "bf16"],
+        help="inference precisions to time (default fp32 bf16; fp16 needs a GPU); fp32 always runs, as the reference",
+    )
+    parser.add_argument(
         "--tiny", action="store_true", help=argparse.SUPPRESS
     )  # small meshes, training at 128: the test
     parser.add_argument("--in_process", action="store_true", help=argparse.SUPPRESS)  # no child processes
     opt = parser.parse_args(argv)
+    for precision in opt.precisions:
+        check_precision(precision, "cpu")
     opt.repeats = 1 if opt.quick else 3
     opt.grid, opt.small_grid, opt.solves = (
         (48, 16, 3) if opt.tiny else (GRID, 32 if opt.quick else 64, 5 if opt.quick else 20)

@@ -33,6 +33,9 @@ Kept quirks and deviations (more in `vfa.animate`, `vfa.controllers`, `vfa.weigh
   dlib's 68-point predictor (the original always downloads FAN).
 * `--adjust_camera` needs only the avatar (the original also loads the checkpoint and clip).
 * The source's `color.png` is written in its true colours (the original's is channel-swapped).
+
+`--precision bf16` (or `fp16` on a GPU) runs the generator's forward passes under autocast
+(`common.precision`); tracking, mesh deformation and rendering stay float32/float64.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ import torch
 
 from common.distributed import add_device_argument, resolve_device
 from common.errors import InputError, cli_main
+from common.precision import add_precision_argument, check_precision
 from common.progress import get_logger, progress
 from common.video import iter_frames, read_depth_video, video_info, write_video
 from vfa import animate, weights
@@ -95,6 +99,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--lap_times", type=int, default=animate.LAP_TIMES)
     parser.add_argument("--fix_channel_order", action="store_true", help="feed mp4 driving frames as RGB")
     add_device_argument(parser)
+    add_precision_argument(parser)
     args = parser.parse_args(argv)
     if args.length < 1 or args.offset < 0 or args.weights_k < 1 or args.lap_times < 0:
         parser.error("--length and --weights_k must be >= 1, --offset and --lap_times >= 0")
@@ -346,6 +351,7 @@ def main(argv=None) -> int:
         return 0
 
     device = resolve_device(args.device)
+    check_precision(args.precision, device)
     generator = load_inference_generator(args.checkpoint, device)
     clip = load_driving(args.driving_path, args.length, args.offset, args.fix_channel_order)
     if args.target_frame >= len(clip.frames):
@@ -362,7 +368,14 @@ def main(argv=None) -> int:
         write_controllers_picture(stage / "controllers.png", source.colour_bgr, controllers)
         control = controlling_weights(args, source, controllers)
         animator = animate.Animator(
-            generator, source, source_rgbd, controllers, control, args.lap_times, args.lambda_lap
+            generator,
+            source,
+            source_rgbd,
+            controllers,
+            control,
+            args.lap_times,
+            args.lambda_lap,
+            precision=args.precision,
         )
         animator.set_start(start)
         if args.target_frame >= 0:

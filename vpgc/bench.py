@@ -17,6 +17,13 @@ batch. The original's hard lookup materialises four [4, 256, 64, 4096, 4] float3
 for one batch, so it runs on slices of 16 cells (each cell computed by its own code) and its
 full-batch memory is given analytically and as 16x the measured increase for one slice.
 
+`--precisions` (default fp32 bf16 on the CPU, fp32 fp16 on a GPU): stage-2 inference, the stage the
+reenactment command runs, is also timed at each other precision (`Reenactor.precision`, autocast with
+the soft lookup in float32), taking turns with fp32 on the same weights and maps, as the rows
+`... [bf16]` whose notes give the speed-up over fp32 and the frames' agreement with fp32's
+(`common.precision.frame_agreement`). The stage-1 forward is not: no command runs it at reduced
+precision, and under plain autocast its hard lookup picks other codewords. Training is fp32 only.
+
 `--json OUT` writes the table, the raw results and common.bench rows (`standard_rows`), stage-2
 inference with the counted GFLOP of `render_windows` per frame.
 """
@@ -44,6 +51,7 @@ from common.bench import BenchRow, count_flops, fixed, side_by_side_table, write
 from common.distributed import add_device_argument, resolve_device
 from common.errors import InputError, cli_main
 from common.isolated import run_isolated
+from common.precision import PRECISIONS, check_precision, frame_agreement
 
 FRAMES = 4  # frames per batch (the original's batch_internal)
 SLICE_CELLS = 16  # grid cells per call of the original's hard lookup
@@ -189,13 +197,28 @@ def hard_quantiser(opt, state: dict) -> dict:
 
 
 def stage2_inference(opt, state: dict) -> dict:
+    """Seconds per frame at fp32, and at each other precision of `opt.precisions` (taking turns with
+    fp32, best of `repeats` each) with the frames' agreement with fp32's under "precisions"."""
     from vpgc.reenactment import Reenactor
 
     reenactor = Reenactor(stage1_model(opt.tiny), *stage2_networks(opt.tiny), device=opt.device)
     windows = make_windows(stage1_ddconfig(opt.tiny)["resolution"])
     state["baseline_mib"] = peak_mib(opt.device)
-    seconds, _ = best_of(lambda: reenactor.render_windows(windows), opt.repeats, opt.device)
-    return {"seconds": seconds / FRAMES, "gflop": count_flops(reenactor.render_windows, windows) / FRAMES / 1e9}
+    order = ["fp32", *(p for p in opt.precisions if p != "fp32")]
+    best, frames = dict.fromkeys(order, math.inf), {}
+    for repeat in range(opt.repeats):
+        for precision in order[::-1] if repeat % 2 else order:
+            reenactor.precision = precision
+            seconds, frames[precision] = best_of(lambda: reenactor.render_windows(windows), 1, opt.device)
+            best[precision] = min(best[precision], seconds)
+    reenactor.precision = "fp32"
+    reduced = {
+        precision: {"seconds": best[precision] / FRAMES, **frame_agreement((frames["fp32"] + 1) / 2, (out + 1) / 2)}
+        for precision, out in frames.items()
+        if precision != "fp32"
+    }
+    gflop = count_flops(reenactor.render_windows, windows) / FRAMES / 1e9
+    return {"seconds": best["fp32"] / FRAMES, "gflop": gflop, "precisions": reduced}
 
 
 def stage1_train_step(opt, state: dict) -> dict:
@@ -473,6 +496,18 @@ def _baseline(result: dict) -> str:
     return result.get("error", f"baseline {fixed(result.get('baseline_mib'), 0)} MiB")
 
 
+def precision_rows(result: dict) -> list[tuple[str, float, str]]:
+    """(precision, seconds per frame, notes) of each reduced precision of a stage-2 inference result."""
+    rows = []
+    for precision, measured in result.get("precisions", {}).items():
+        notes = (
+            f"x{result['seconds'] / measured['seconds']:.2f} vs fp32; frames vs fp32 {measured['psnr_db']:.1f} dB "
+            f"PSNR, max {measured['max_levels']} levels"
+        )
+        rows.append((precision, measured["seconds"], notes))
+    return rows
+
+
 def _identical(result: dict, what: str) -> str:
     return result.get("error", f"{what} {result.get('identical')}/{result.get('total')}")
 
@@ -495,15 +530,10 @@ def build_rows(results: dict) -> list[dict]:
     ratio = original["original"] / original["ours"] if "ours" in original else None  # timed in one process
     seconds, peak = hard.get("seconds"), hard.get("peak_mib")
     rows.append(_row("hard grid quantiser, 4 frames", seconds, original.get("original"), "s", peak, note, ratio))
-    inference = results["stage2_inference"]
-    rows.append(
-        _row(
-            "stage-2 inference per frame (Reenactor)",
-            inference.get("seconds"),
-            peak=inference.get("peak_mib"),
-            note=_baseline(inference),
-        )
-    )
+    inference, label = results["stage2_inference"], "stage-2 inference per frame (Reenactor)"
+    rows.append(_row(label, inference.get("seconds"), peak=inference.get("peak_mib"), note=_baseline(inference)))
+    for precision, reduced_seconds, notes in precision_rows(inference):
+        rows.append(_row(f"{label} [{precision}]", reduced_seconds, peak=inference.get("peak_mib"), note=notes))
     compare = results.get("compare_stage2")
     if compare and "error" in compare:
         rows.append(_row("stage-2 inference, ours vs original", note=compare["error"]))
@@ -540,6 +570,10 @@ def standard_rows(results: dict, device: str) -> list[BenchRow]:
         seconds = result["seconds"] / per if "seconds" in result else None
         peak, gflop, note = result.get("peak_mib"), result.get("gflop"), result.get("error", "")
         rows.append(BenchRow("vpgc", label, kind, seconds, unit, peak, gflop, note, device))
+        if name == "stage2_inference":
+            for precision, reduced_seconds, notes in precision_rows(result):
+                stage = f"{label} [{precision}]"
+                rows.append(BenchRow("vpgc", stage, kind, reduced_seconds, unit, peak, gflop, notes, device))
     return rows
 
 
@@ -555,12 +589,21 @@ def main(argv=None) -> int:
         default=FRAMES,
         help="frames of the stage-1 training batch (4 as trained; 4 at 512x512 needs about 20 GB of memory on CPU)",
     )
+    parser.add_argument(
+        "--precisions",
+        nargs="+",
+        choices=PRECISIONS,
+        help="also time stage-2 inference at these (default: fp32 bf16 on the CPU, fp32 fp16 on a GPU)",
+    )
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # 64x64 networks: the module's test
     parser.add_argument("--in_process", action="store_true", help=argparse.SUPPRESS)  # no child processes
     add_device_argument(parser)
     opt = parser.parse_args(argv)
     opt.device = str(resolve_device(opt.device))
     opt.repeats = 1 if opt.quick else 2
+    opt.precisions = opt.precisions or ["fp32", "fp16" if opt.device.startswith("cuda") else "bf16"]
+    for precision in opt.precisions:
+        check_precision(precision, opt.device)
     if opt.original is not None:
         if not Path(opt.original, "Reenactment").is_dir():
             raise InputError(f"--original {opt.original}: not a checkout of uniBruce/VPGC_Pytorch (no Reenactment/)")

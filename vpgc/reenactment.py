@@ -9,7 +9,8 @@ repeating the final frame (windows clamped at N), and the padding is trimmed fro
 `Reenactor` runs in eval mode by default. The original's demo never calls `.eval()`, so its
 transformer dropout (p=0.1) is active and its output is stochastic: `dropout_at_inference=True`
 reproduces that. Frames are saved as the original saves them: uint8 truncation of
-clip((x + 1) / 2 * 255, 0, 255).
+clip((x + 1) / 2 * 255, 0, 255). `precision` "bf16" (or "fp16" on a GPU) runs the networks under
+autocast (`common.precision`); the frames are cast back to float32 before they are clamped.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 
 from common.errors import InputError
 from common.image import write_image
+from common.precision import autocast, check_precision
 from common.progress import progress
 from common.video import VideoWriter
 from vpgc import data
@@ -84,9 +86,12 @@ class Reenactor:
         resolution: int = 512,
         dropout_at_inference: bool = False,
         device: torch.device | str | None = None,
+        precision: str = "fp32",
     ):
         self.resolution = resolution  # the map and frame side the networks work at
         self.device = torch.device(device) if device is not None else next(vq.parameters()).device
+        check_precision(precision, self.device)
+        self.precision = precision
         self.vq = vq.to(self.device).eval()
         self.encoder, self.imp = encoder.to(self.device), imp.to(self.device)
         self.set_dropout(dropout_at_inference)
@@ -103,10 +108,12 @@ class Reenactor:
         device: torch.device | str | None = None,
         landmark_ch: int = OFFICIAL_LANDMARK_CH,
         landmark_ch_mult: Sequence[int] = OFFICIAL_LANDMARK_CH_MULT,
+        precision: str = "fp32",
     ) -> Reenactor:
         """Load the stage-1 checkpoint (`load_path`, config `config`) and the two stage-2 files strictly.
         The landmark encoder works at the stage-1 resolution; `landmark_ch`/`landmark_ch_mult` must
         match the checkpoint (the official ones by default)."""
+        check_precision(precision, device if device is not None else "cpu")  # before any file is read
         cfg = load_config(config)
         vq = VQGridModel.from_config(cfg, with_loss=False)
         resolution = cfg["model"]["params"]["ddconfig"]["resolution"]
@@ -114,7 +121,7 @@ class Reenactor:
         imp = PriorTrans()
         load_stage2(encoder_path, implicit_path, encoder, imp)
         load_stage1(load_path, vq)
-        return cls(vq, encoder, imp, resolution, dropout_at_inference, device)
+        return cls(vq, encoder, imp, resolution, dropout_at_inference, device, precision)
 
     def set_dropout(self, active: bool) -> None:
         """Transformer dropout on (the original's demo) or off (eval, the default)."""
@@ -137,12 +144,19 @@ class Reenactor:
 
     @torch.inference_mode()
     def render_windows(self, windows: torch.Tensor) -> torch.Tensor:
-        """Encoder inputs uint8 or float [4, 7, H, W] (uint8 is divided by 255) -> frames [4, 3, H, W] in [-1, 1]."""
+        """Encoder inputs uint8 or float [4, 7, H, W] (uint8 is divided by 255) -> float32 frames [4, 3, H, W]
+        in [-1, 1]."""
         windows = windows.to(self.device)
         if windows.dtype == torch.uint8:
             windows = windows.float() / 255
-        code = self.imp(self.encoder(windows), self.prior[: len(windows)])
-        return self.vq.decode_code(code, soft=True)
+        # as vq.decode_code(code, soft=True), with the soft lookup in float32 at any precision: it
+        # writes into float32 buffers, and its softmax over 4096 unscaled dot products of 4-vectors
+        # gains nothing from bfloat16 but rounding
+        with autocast(self.precision, self.device):
+            latent = self.vq.quant_conv(self.imp(self.encoder(windows), self.prior[: len(windows)]))
+        quantised = self.vq.quantize.soft(latent.float())
+        with autocast(self.precision, self.device):
+            return self.vq.decode(quantised).float()
 
     def iter_frames(self, maps: np.ndarray) -> Iterator[np.ndarray]:
         """Rendered frames HxWx3 uint8, one per landmark map of `maps` (uint8 [N, H, W]), in order."""

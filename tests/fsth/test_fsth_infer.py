@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from common.image import read_image, write_image
+from common.precision import frame_agreement
 from common.video import video_info
 from fsth.infer import main
 from fsth.meta_train import meta_train
@@ -54,6 +55,35 @@ def test_reenacts_a_frame_folder_and_a_video(checkpoint, sample_data, tmp_path):
         ]
     )
     assert len(list((tmp_path / "video" / "frames").glob("*.png"))) == 6
+
+
+def _frames(folder):
+    return np.stack([read_image(p) for p in sorted((folder / "frames").glob("*.png"))]) / 255.0
+
+
+def test_bf16_frames_agree_with_float32_and_fp16_needs_a_gpu(checkpoint, sample_data, tmp_path, capsys):
+    args = [
+        "--checkpoint",
+        str(checkpoint),
+        "--source_images",
+        str(sample_data / "source.png"),
+        "--driving",
+        str(sample_data / "driving"),
+    ]
+    for precision in ("fp32", "bf16"):
+        main([*args, "--output", str(tmp_path / precision), "--precision", precision])
+    agreement = frame_agreement(_frames(tmp_path / "fp32"), _frames(tmp_path / "bf16"))
+    # bfloat16 keeps 8 significant bits (relative rounding 2^-9 = 0.2%): through E and G's dozen
+    # layers the sigmoid outputs move by a level or two (measured 52.5 dB, max 2 levels); 40 dB and
+    # 8 levels leave room for other kernels, while a layer that breaks in bfloat16 falls far below.
+    # Not equal: the flag did change the arithmetic.
+    assert 40 < agreement["psnr_db"] < float("inf") and agreement["max_levels"] <= 8, agreement
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--output", str(tmp_path / "fp16"), "--precision", "fp16", "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and err.startswith("error:") and "fp16" in err and "\n" not in err
+    assert not (tmp_path / "fp16").exists()
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,10 @@ exactly what the literal formulas compute."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
+import pytest
 import torch
 from vpgc_testlib import SMALL_DDCONFIG, make_frames
 
@@ -14,6 +16,7 @@ from vpgc.model import GRID_WINDOW, Decoder, Encoder, GridQuantizer
 
 
 def test_tiny_bench_writes_every_row(tmp_path, capsys):
+    """The default run on the CPU: every fp32 row, and stage-2 inference again in bfloat16."""
     out = tmp_path / "bench.json"
     assert bench.main(["--tiny", "--quick", "--in_process", "--device", "cpu", "--json", str(out)]) == 0
     table = capsys.readouterr().out
@@ -25,11 +28,41 @@ def test_tiny_bench_writes_every_row(tmp_path, capsys):
         assert row["stage"] in table
     assert "error" not in json.dumps(report["results"])
     standard = report["standard_rows"]
-    assert [row["kind"] for row in standard] == ["inference", "other", "inference", "training", "training"]
+    kinds = ["inference", "other", "inference", "inference", "training", "training"]
+    assert [row["kind"] for row in standard] == kinds
     for row in standard:
-        assert row["seconds"] > 0 and row["peak_mb"] > 0 and row["notes"] == "", row
-    stage2 = standard[2]
+        assert row["seconds"] > 0 and row["peak_mb"] > 0, row
+    stage2, reduced = standard[2], standard.pop(3)
+    assert all(row["notes"] == "" for row in standard)
     assert stage2["gflop"] > 0 and stage2["achieved_gflops"] == stage2["gflop"] / stage2["seconds"]
+    assert reduced["stage"] == stage2["stage"] + " [bf16]" and reduced["gflop"] == stage2["gflop"]
+    pattern = r"x(\d+\.\d\d) vs fp32; frames vs fp32 (\d+\.\d) dB PSNR, max (\d+) levels"
+    match = re.fullmatch(pattern, reduced["notes"])
+    assert match and float(match[1]) == pytest.approx(stage2["seconds"] / reduced["seconds"], abs=0.006), reduced
+    # bfloat16 keeps 8 significant bits (0.2% rounding); through these random networks and the soft
+    # lookup the frames moved by 37.5 dB PSNR, max 24 levels (the trained demo model: 54.7 dB, max 3)
+    assert float(match[2]) > 30, reduced
+
+
+def test_reduced_precision_rows_only_when_measured():
+    """`--precisions fp32` gives no "precisions" results, and so exactly the fp32 rows."""
+    timed = {"seconds": 2.0, "peak_mib": 10.0, "baseline_mib": 5.0}
+    results = {name: dict(timed) for name in ("stage1_forward", "hard_quantiser", "stage2_train_step")}
+    results.update(stage1_train_step=dict(timed), stage1_train_frames=4, stage2_inference=dict(timed, gflop=3.0))
+    fp32_only = [row.stage for row in bench.standard_rows(results, "cpu")]
+    results["stage2_inference"]["precisions"] = {"bf16": {"seconds": 0.5, "psnr_db": 45.04, "max_levels": 3}}
+    rows = bench.standard_rows(results, "cpu")
+    assert [row.stage for row in rows] == [*fp32_only[:3], fp32_only[2] + " [bf16]", *fp32_only[3:]]
+    assert rows[3].notes == "x4.00 vs fp32; frames vs fp32 45.0 dB PSNR, max 3 levels" and rows[3].gflop == 3.0
+    assert [row["stage"] for row in bench.build_rows(results)][2:4] == [fp32_only[2], fp32_only[2] + " [bf16]"]
+
+
+def test_fp16_on_the_cpu_is_a_one_line_error_before_any_stage(monkeypatch, capsys):
+    monkeypatch.setattr(bench, "run_stage", lambda *args: pytest.fail("a stage ran before --precisions was checked"))
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--tiny", "--precisions", "fp16", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("error:") and err.count("\n") == 1 and "fp16" in err
 
 
 def test_hard_lookup_is_bit_identical_to_the_literal_distance():

@@ -31,7 +31,11 @@ def base_grid(height: int, width: int, like: torch.Tensor) -> torch.Tensor:
 
 
 def flow_and_mask(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Channels 0-1 -> sampling grid tanh(.) + base grid [B, H, W, 2]; channel 2 -> mask sigmoid(.)."""
+    """Channels 0-1 -> sampling grid tanh(.) + base grid [B, H, W, 2]; channel 2 -> mask sigmoid(.).
+
+    At least float32: under bf16/fp16 autocast the grid would otherwise be rounded to 8 (11)
+    mantissa bits, steps of up to a pixel at 256 px near the image edges."""
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
     offset = torch.tanh(logits[:, 0:2]).permute(0, 2, 3, 1)
     return offset + base_grid(*logits.shape[2:], like=logits), torch.sigmoid(logits[:, 2:3])
 
@@ -81,7 +85,9 @@ class ToFlow(nn.Module):
         if skip is not None:
             logits = logits + self.upsample(skip)
         flow, mask = flow_and_mask(logits)
-        out_warp = F.grid_sample(feat, flow, mode="bilinear", padding_mode="zeros", align_corners=False) * mask
+        # Sampled at the grid's precision (float32 under autocast too), whatever the features' dtype.
+        out_warp = F.grid_sample(feat.to(flow.dtype), flow, mode="bilinear", padding_mode="zeros", align_corners=False)
+        out_warp = out_warp * mask
         return out_warp, out_warp + x * (1 - mask), logits
 
 

@@ -5,7 +5,8 @@ The original's `test_grid.py`. Driving input, first match wins: `--heatmap_dir` 
 like the demo's heatmap/test), `--driving_ldmks` (68-point .txt files of any person; with
 `--retarget` moved onto the subject's face, see `vpgc.retarget`), else `<data_root>/ldmks/test`
 drawn in `--landmark_style`, or `<data_root>/heatmap/test` (the shipped demo data). The first 1000
-files are used (`--max_frames`). Output: `<output_path>/<name>/images/%04d.png` (`--ext jpg`: the
+files are used (`--max_frames`). `--precision bf16` (fp16 on a GPU) runs the networks under autocast
+(`common.precision`). Output: `<output_path>/<name>/images/%04d.png` (`--ext jpg`: the
 original's JPEGs) and the 60 fps video `<output_path>/<name>/<name>.mp4`, written only once complete.
 
 Deviations: eval mode (`--dropout_at_inference` restores the original's stochastic dropout); every
@@ -24,6 +25,7 @@ import torch
 from common.checkpoint import require_file
 from common.distributed import resolve_device
 from common.errors import InputError, cli_main
+from common.precision import add_precision_argument, check_precision
 from common.progress import get_logger
 from vpgc import data
 from vpgc.checkpoint import WHERE
@@ -100,6 +102,7 @@ def parse_args(argv=None, prog: str = "python -m vpgc.reenact.test") -> argparse
     parser.add_argument("--seed", type=int, default=0, help="seed of --dropout_at_inference")
     parser.add_argument("--fps", type=float, default=60.0, help="video frame rate (the original: 60)")
     parser.add_argument("--max_frames", type=int, default=data.TEST_LIMIT, help="first driving frames (0: all)")
+    add_precision_argument(parser)
     parser.add_argument("--continue_train", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no_html", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--TTUR", action="store_true", help=argparse.SUPPRESS)
@@ -112,6 +115,8 @@ def parse_args(argv=None, prog: str = "python -m vpgc.reenact.test") -> argparse
 
 def run(opt: argparse.Namespace) -> int:
     """Check every input, render, write; returns the number of frames."""
+    device = resolve_device(device_of(opt))
+    check_precision(opt.precision, device)
     config = load_config(opt.model_base)
     size = config["model"]["params"]["ddconfig"]["resolution"]
     if opt.size != "normal" and int(opt.size) != size:
@@ -125,9 +130,10 @@ def run(opt: argparse.Namespace) -> int:
         opt.implicit_path,
         config=opt.model_base,
         dropout_at_inference=opt.dropout_at_inference,
-        device=resolve_device(device_of(opt)),
+        device=device,
         landmark_ch=opt.landmark_ch,
         landmark_ch_mult=opt.landmark_ch_mult,
+        precision=opt.precision,
     )
     torch.manual_seed(opt.seed)
     folder = Path(opt.output_path) / opt.model_name
