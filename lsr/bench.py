@@ -1,6 +1,7 @@
 """Speed of LSR on this machine: inference ms per driver frame and training steps/s.
 
-`python -m lsr.bench [--resolution 224] [--iters 3] [--batch_size 1] [--skip_train] [--json OUT]`
+`python -m lsr.bench [--resolution 224] [--iters 3] [--batch_size 1] [--skip_train] [--json OUT]
+[--precisions fp32 bf16]`
 
 Builds the default two_step_syn model (random weights: no checkpoint is read)
 at `--resolution`, then times, after one untimed traced call each:
@@ -9,6 +10,12 @@ at `--resolution`, then times, after one untimed traced call each:
 - one meta-training G+D step (`engine.make_train_step`, default GAN/L1/feature-matching losses
   and R1/R2 penalties; the VGG perceptual and identity losses off, their weights not being
   shipped) at `--batch_size`.
+Each precision of `--precisions` other than fp32 (default bf16 on the CPU, fp16 on a GPU) times the
+inference rows again with the networks built under its Keras mixed policy (`lsr.engine.precision_policy`)
+and the fp32 model's weights and inputs, the precisions taking turns in each iteration; its rows
+`<stage> [bf16]` note the speed-up over fp32 and how far the frames moved
+(`common.precision.frame_agreement` of the [-1, 1] outputs mapped to [0, 1]). Training is fp32 only.
+Random weights are more sensitive to rounding than trained ones, so these agreements are pessimistic.
 `--original DIR` times a checkout of the original beside ours instead (`lsr.bench_original`).
 Prints a table and the process's peak resident memory (`--json`: also as common.bench rows, the
 inference rows with the GFLOP of the traced per-frame forward, `graph_gflop`). A measurement, not a test.
@@ -25,6 +32,8 @@ import numpy as np
 import tensorflow as tf
 
 from common.bench import BenchRow, write_rows_json
+from common.errors import cli_main
+from common.precision import PRECISIONS, check_precision, frame_agreement
 from lsr import engine, options
 from lsr.data import frames as F
 from lsr.losses import ModelLosses
@@ -80,15 +89,65 @@ def graph_gflop(concrete_function) -> float:
     return profiler.profile(graph=concrete_function.graph, options=spec).total_float_ops / 1e9
 
 
-def bench_inference(size: int, k: int, iters: int) -> tuple[float, float]:
-    """(ms per driver frame, GFLOP of that frame's forward)."""
+def _timed_in_turns(calls: dict, iters: int) -> tuple[dict, dict]:
+    """({name: seconds per call}, {name: output of its warm-up call}) of the zero-argument `calls`:
+    one untimed warm-up (tracing) call each, then `iters` rounds in which they take turns, every
+    other round in reverse order, so that a change of the machine's load falls on all alike."""
+    outputs = {name: fn() for name, fn in calls.items()}
+    totals, names = dict.fromkeys(calls, 0.0), list(calls)
+    for round_index in range(iters):
+        for name in names[::-1] if round_index % 2 else names:
+            start = time.perf_counter()
+            calls[name]()
+            totals[name] += time.perf_counter() - start
+    return {name: total / iters for name, total in totals.items()}, outputs
+
+
+def _model_at(precision: str, config, batch, weights_of=None):
+    """`_model(config)` with its layers at `precision`, its inference networks built by one eager
+    forward pass on `batch` (inside the policy: sub-layers are created then), then given the
+    weights of the model `weights_of` when one is given."""
+    with engine.precision_policy(precision):
+        model = _model(config)
+        engine.forward(model, batch, training=False)
+    if weights_of is not None:
+        for name, network in weights_of.get_networks().items():
+            if network is not None and network.built:
+                model.get_networks()[name].set_weights(network.get_weights())
+    return model
+
+
+def bench_inference(size: int, k: int, iters: int, precisions=("fp32",)) -> dict:
+    """{precision: (seconds per driver frame, output frames in [0, 1])} for fp32 and `precisions`,
+    and under "gflop" the GFLOP of one frame's forward."""
     config = options.default_config(train_resolution=size, K=k)
-    model = _model(config)
     batch = _batch(1, k, size)
-    latents = model.compute_latents(engine.encoder_inputs(config, batch), training=False)
-    run = tf.function(lambda b: engine.public_outputs(engine.forward(model, b, training=False, latents=latents)))
-    ms = 1000 * _timed(lambda: [t.numpy() for t in run(batch).values()], iters)
-    return ms, graph_gflop(run.get_concrete_function(batch))
+    calls, gflop, reference = {}, None, None
+    for precision in ["fp32", *(p for p in precisions if p != "fp32")]:
+        model = _model_at(precision, config, batch, weights_of=reference)
+        if reference is None:
+            reference = model
+        latents = model.compute_latents(engine.encoder_inputs(config, batch), training=False)
+        run = tf.function(
+            lambda b, model=model, latents=latents: engine.public_outputs(
+                engine.forward(model, b, training=False, latents=latents)
+            )
+        )
+        calls[precision] = lambda run=run: {key: t.numpy() for key, t in run(batch).items()}
+        if gflop is None:  # the same convolutions and products at every precision
+            gflop = graph_gflop(run.get_concrete_function(batch))
+    seconds, outputs = _timed_in_turns(calls, iters)
+    results = {p: (seconds[p], (np.clip(outputs[p]["output"], -1, 1) + 1) / 2) for p in calls}
+    return {**results, "gflop": gflop}
+
+
+def precision_note(fp32_seconds: float, seconds: float, fp32_frames, frames) -> str:
+    """Notes of a reduced-precision row: speed-up over fp32 and the frames' agreement with fp32's."""
+    agreement = frame_agreement(fp32_frames, frames)
+    return (
+        f"x{fp32_seconds / seconds:.2f} vs fp32; frames vs fp32 {agreement['psnr_db']:.1f} dB PSNR, "
+        f"max {agreement['max_levels']} levels"
+    )
 
 
 def bench_train(size: int, batch_size: int, iters: int) -> float:
@@ -112,6 +171,7 @@ def bench_train(size: int, batch_size: int, iters: int) -> float:
     return 1 / _timed(lambda: float(step(batch)[0]["loss_g"]), iters)
 
 
+@cli_main
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--resolution", type=int, default=224)
@@ -119,6 +179,12 @@ def main(argv=None) -> int:
     parser.add_argument("--batch_size", type=int, default=1, help="training batch size")
     parser.add_argument("--skip_train", action="store_true")
     parser.add_argument("--json", metavar="OUT", help="also write the rows as common.bench JSON")
+    parser.add_argument(
+        "--precisions",
+        nargs="+",
+        choices=PRECISIONS,
+        help="inference precisions to time (default: fp32 bf16 on the CPU, fp32 fp16 on a GPU)",
+    )
     parser.add_argument(
         "--original", metavar="DIR", help="instead: ours beside a checkout of the original (lsr/bench_original.py)"
     )
@@ -128,17 +194,27 @@ def main(argv=None) -> int:
 
         return bench_original.bench(args.original, args.resolution, args.batch_size, args.iters, args.json)
     device = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
+    where = "cuda" if device == "GPU" else "cpu"
+    precisions = args.precisions or ["fp32", "fp16" if device == "GPU" else "bf16"]
+    for precision in precisions:
+        check_precision(precision, where)
     header = (
         f"LSR two_step_syn, {args.resolution}x{args.resolution}, random weights, {device}, "
         f"{args.iters} timed iterations"
     )
     print(header)
-    rows, standard, where = [], [], "cuda" if device == "GPU" else "cpu"
+    rows, standard = [], []
     for k in (1, 4):
-        ms, gflop = bench_inference(args.resolution, k, args.iters)
-        rows.append((f"inference K={k}", f"{ms:9.1f} ms/frame"))
-        print(f"{rows[-1][0]:<36s} {rows[-1][1]}", flush=True)
-        standard.append(BenchRow("lsr", rows[-1][0], "inference", ms / 1000, "frame", _peak_mib(), gflop, "", where))
+        results = bench_inference(args.resolution, k, args.iters, precisions)
+        gflop, (fp32_seconds, fp32_frames) = results.pop("gflop"), results["fp32"]
+        for precision, (seconds, frames) in results.items():
+            label, notes = f"inference K={k}", ""
+            if precision != "fp32":
+                label = f"{label} [{precision}]"
+                notes = precision_note(fp32_seconds, seconds, fp32_frames, frames)
+            rows.append((label, f"{1000 * seconds:9.1f} ms/frame" + (f" ({notes})" if notes else "")))
+            print(f"{rows[-1][0]:<36s} {rows[-1][1]}", flush=True)
+            standard.append(BenchRow("lsr", label, "inference", seconds, "frame", _peak_mib(), gflop, notes, where))
     if not args.skip_train:
         rate = bench_train(args.resolution, args.batch_size, args.iters)
         rows.append((f"train step (batch {args.batch_size}, K=4)", f"{rate:9.3f} steps/s"))

@@ -1,16 +1,56 @@
 """What the run modes of `lsr.run` share: the forward pass on a provider batch, the distributed
-training step, io-tuple images, TensorBoard summaries and the evaluation metrics."""
+training step, the inference precision, io-tuple images, TensorBoard summaries and the evaluation
+metrics."""
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 import tensorflow as tf
 
+from common.errors import InputError
 from common.image import to_uint8
 from common.parsing.labels import colorize
+from common.precision import check_precision
 from lsr.data import frames as F
 
 MODEL_RANGE = (-1.0, 1.0)  # the range of every image tensor (frames, landmark drawings, outputs)
+
+
+# The Keras dtype policy of each --precision: a mixed policy keeps the variables float32 (so every
+# checkpoint restores as it is) and runs the layers' arithmetic in the reduced type.
+PRECISION_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+
+
+def inference_device() -> str:
+    """'cuda' when TensorFlow sees a GPU (where inference runs), else 'cpu'."""
+    return "cuda" if tf.config.list_logical_devices("GPU") else "cpu"
+
+
+def check_inference_precision(config) -> None:
+    """InputError for a --precision this machine or run cannot use: fp16 on the CPU, or reduced
+    precision with --few_shot_finetuning (it covers the forward passes of inference only)."""
+    check_precision(config.precision, inference_device())
+    if config.precision != "fp32" and config.few_shot_finetuning:
+        raise InputError(f"--precision={config.precision} is for inference only; fine-tune with --precision=fp32")
+
+
+@contextlib.contextmanager
+def precision_policy(precision: str):
+    """Keras layers created inside compute at `precision` (fp32: nothing changes).
+
+    Sub-layers are created when a network is first built, so build the networks inside too.
+    """
+    if precision == "fp32":
+        yield
+        return
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy(PRECISION_POLICIES[precision])
+    try:
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
 
 
 def make_strategy() -> tf.distribute.Strategy:
@@ -38,8 +78,13 @@ def forward(model, batch, training, latents=None):
 
 
 def public_outputs(outputs) -> dict:
-    """The outputs run modes use (tf.function and strategy.run results cannot hold None)."""
-    return {key: outputs[key] for key in ("output", "segmap_label_map") if outputs[key] is not None}
+    """The outputs run modes use (tf.function and strategy.run results cannot hold None), images
+    as float32 (a reduced `precision_policy` computes them in bfloat16 or float16)."""
+    return {
+        key: tf.cast(outputs[key], tf.float32) if outputs[key].dtype.is_floating else outputs[key]
+        for key in ("output", "segmap_label_map")
+        if outputs[key] is not None
+    }
 
 
 def variables_to_train(model, finetuning: bool) -> dict:

@@ -129,17 +129,19 @@ def norm_factory(norm_type: str, param_free: bool = False):
     """
     if norm_type.startswith("param_free_"):
         norm_type, param_free = norm_type[len("param_free_") :], True
-    learned = not param_free
+    # Normalisations always compute in float32, also under a mixed-precision policy: bfloat16 sums
+    # of a whole feature map lose the mean entirely (tf.nn.moments upcasts only float16).
+    args = dict(center=not param_free, scale=not param_free, dtype="float32")
     if norm_type == "none":
         return None
     if norm_type == "instance_norm":
         # tfa's defaults (epsilon 1e-3, one group per channel) are part of the trained model.
-        return lambda: tfa.layers.InstanceNormalization(center=learned, scale=learned, name="instance_normalization")
+        return lambda: tfa.layers.InstanceNormalization(**args, name="instance_normalization")
     if norm_type == "layer_norm":
-        return lambda: LayerNormalization(center=learned, scale=learned, name="layer_normalization")
+        return lambda: LayerNormalization(**args, name="layer_normalization")
     if norm_type in ("batch_norm", "sync_batch_norm"):
         return lambda: tf.keras.layers.BatchNormalization(
-            center=learned, scale=learned, synchronized=norm_type == "sync_batch_norm", name="batch_norm"
+            **args, synchronized=norm_type == "sync_batch_norm", name="batch_norm"
         )
     raise ValueError(f"unsupported norm_type '{norm_type}'")
 
@@ -148,8 +150,9 @@ def blur_downscale(x):
     """[1,2,1]x[1,2,1]/16 depthwise blur with stride 2 and zero 'SAME' padding (7 -> 4 px)."""
     taps = np.array([1.0, 2.0, 1.0])
     kernel = np.outer(taps, taps) / 16.0
-    kernel = np.tile(kernel[:, :, None, None], [1, 1, x.shape[-1], 1]).astype(np.float32)
-    return tf.nn.depthwise_conv2d(x, kernel, strides=[1, 2, 2, 1], padding="SAME")
+    kernel = np.tile(kernel[:, :, None, None], [1, 1, x.shape[-1], 1])
+    # The taps are exact in bfloat16 too, so the kernel follows x's dtype (mixed precision).
+    return tf.nn.depthwise_conv2d(x, tf.constant(kernel, x.dtype), strides=[1, 2, 2, 1], padding="SAME")
 
 
 def downscale2d(x, factor: int, pool_type: str = "average"):
@@ -231,7 +234,7 @@ class FeatureModulation(tf.keras.layers.Layer):
 
     def call(self, x, gamma, beta):
         if self.norm_layer is not None:
-            x = self.norm_layer(x)
+            x = tf.cast(self.norm_layer(x), gamma.dtype)  # a float32 norm under mixed precision
         return x * (1 + gamma) + beta
 
 

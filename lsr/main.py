@@ -5,7 +5,8 @@
 - eval:  K-shot reenactment of the standard test subset, io tuples in
   <train_dir>/val_set-K=<K>/ and L1 / PSNR / SSIM / loss means.
 - infer: one source subject driven by one driver sequence (optionally fine-tuned first), io
-  tuples in <train_dir>/inference/<src>--<drv>--K<KK>-<meta|ft>/.
+  tuples in <train_dir>/inference/<src>--<drv>--K<KK>-<meta|ft>/; `--precision bf16` (or fp16 on
+  a GPU) runs its networks in reduced precision.
 
 The run modes themselves are library functions in `lsr.run`; this module only parses the flags
 into a config and calls them with the original's folders.
@@ -39,6 +40,8 @@ def main(argv=None):
     print(f"TF.__version__ = {tf.__version__}")
     config = options.config_from_flags(FLAGS)
     options.validate_options(config)
+    if config.precision != "fp32" and config.run_mode != "infer":
+        raise InputError(f"--precision={config.precision} applies to --run_mode=infer only")
     if config.run_mode == "train":
         run.train(config, engine.make_strategy())
     elif config.run_mode == "eval":

@@ -74,7 +74,10 @@ class EncoderResnet(tf.keras.Model):
         if self.fc_z is not None:
             x = self.fc_z(x)
         if self.normalize_latent:
-            x = x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=1, keepdims=True) + 1e-8)
+            # In float32: under mixed precision a bfloat16 mean of style_nc squares drifts.
+            latent = tf.cast(x, tf.float32)
+            latent = latent * tf.math.rsqrt(tf.reduce_mean(tf.square(latent), axis=1, keepdims=True) + 1e-8)
+            x = tf.cast(latent, x.dtype)
         return x
 
 

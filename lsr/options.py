@@ -2,9 +2,9 @@
 
 Flags marked "(unused)" are read by no code path of the original either; they are kept so
 that its scripts and run_config.txt files still parse. The few flags that are not the
-original's (`NOT_IN_ORIGINAL`: early stopping, two opt-in fixes, the local VGG weight files)
-are defined last, here too, so that `default_config()` holds every flag `python -m lsr.main`
-accepts; `run_config.txt` lists the original's only (`original_flags`).
+original's (`NOT_IN_ORIGINAL`: early stopping, two opt-in fixes, the local VGG weight files,
+the inference precision) are defined last, here too, so that `default_config()` holds every flag
+`python -m lsr.main` accepts; `run_config.txt` lists the original's only (`original_flags`).
 
 Library code (`lsr.run`) takes any `config` object with these attributes:
 `default_config(**overrides)`, or `config_from_flags()` after the CLI parsed `FLAGS`.
@@ -18,6 +18,7 @@ from absl import flags
 
 from common.config import closest
 from common.errors import InputError
+from common.precision import PRECISIONS
 
 FLAGS = flags.FLAGS
 
@@ -253,7 +254,15 @@ flags.DEFINE_string(
     "./third_party/pretrained_weights/vgg_face_weights.h5",
     "VGG-Face weights for the VGG-Face losses, written by `python -m tools.convert_vgg --arch vggface --format keras`.",
 )
+flags.DEFINE_enum(
+    "precision",
+    "fp32",
+    list(PRECISIONS),
+    "Arithmetic of the networks in --run_mode=infer: fp32 (exact), bf16 (bfloat16 compute, float32 "
+    "variables: the same checkpoints) or fp16 (float16 compute, GPUs only).",
+)
 NOT_IN_ORIGINAL = (
+    "precision",
     "max_train_steps",
     "fix_lr_starting_step",
     "auto_max_finetune_steps",

@@ -400,7 +400,9 @@ def infer(config, checkpoint_path, output_dir) -> InferenceResult:
     """Reenact --source_subject_dir (its first K frames as the few-shot inputs, evenly spaced)
     with every frame of --driver_subject_dir, with the weights of `checkpoint_path` (a ckpt-N
     prefix or a folder: its latest), fine-tuned first with --few_shot_finetuning (and saved into
-    `output_dir` with --save_subject_checkpoint); io tuples written to `output_dir`."""
+    `output_dir` with --save_subject_checkpoint); io tuples written to `output_dir`. The networks
+    compute at --precision (`engine.precision_policy`); the frames are float32 either way."""
+    engine.check_inference_precision(config)
     source_dir, driver_dir = config.source_subject_dir, config.driver_subject_dir
     shape = _frame_shape(config)
     # Every input is checked before anything is created or restored.
@@ -428,9 +430,10 @@ def infer(config, checkpoint_path, output_dir) -> InferenceResult:
     finetune = config.few_shot_finetuning
     output_dir = os.fspath(output_dir)
 
-    model = _new_model(config)
     counters = checkpoint.make_counters()
-    ckpt = checkpoint.load_model(model, prefix, "infer", counters)
+    with engine.precision_policy(config.precision):  # restoring builds (creates) every layer
+        model = _new_model(config)
+        ckpt = checkpoint.load_model(model, prefix, "infer", counters)
     if tf.train.latest_checkpoint(output_dir):
         # As the original: only a warning, the weights still come from the meta-learned model.
         print(f"Warning: {output_dir} holds a subject checkpoint; restoring {prefix} instead")

@@ -42,6 +42,7 @@ def test_default_config_has_every_flag_lsr_main_accepts():
         "auto_max_finetune_steps",
         "vgg19_weights_path",
         "vgg_face_weights_path",
+        "precision",
     }
     assert (config["max_train_steps"], config["fix_lr_starting_step"], config["auto_max_finetune_steps"]) == (
         -1,
