@@ -304,9 +304,8 @@ def _run_original_main(original, episodes: _OneEpisode, states: dict, cfg: Mappi
 
 
 def compare_forward(original, nets: dict, cfg: Mapping[str, Any], inputs: tuple, repeats: int) -> list[Comparison]:
-    """G at batch 1, E over the T frames of `inputs`, and G per frame as each side's inference runs
-    it (the original one frame per call, ours T), ours against the original's networks holding our
-    weights, eval mode, no gradient."""
+    """G at batch 1 and E over the T frames of `inputs`, ours against the original's networks
+    holding our weights, eval mode, no gradient."""
     _, x, y, _, y_t = inputs
     theirs = {
         "G": original.network.Generator(cfg["G_config"], cfg["embedding_dim"], cfg["input_normalize"]),
@@ -335,15 +334,6 @@ def compare_forward(original, nets: dict, cfg: Mapping[str, Any], inputs: tuple,
             best, first = best_alternating({"ours": ours, "original": original_call}, repeats)
             worst = relative_difference(first["ours"], first["original"])
             out.append(Comparison(stage, "inference", unit, best["ours"], best["original"], worst, "output"))
-        # Per-frame throughput of the two inference paths: the original renders one target frame
-        # per G call (finetune.py), fsth.infer renders --batch_size frames per call (default 8).
-        frames = y.shape[0]
-        best, first = best_alternating(
-            {"ours": lambda: nets["G"](y, e.expand(frames, -1)), "original": lambda: theirs["G"](y[:1], e)}, repeats
-        )
-        worst = relative_difference(first["ours"][:1], first["original"])
-        stage = f"G per frame, ours {frames} per call (fsth.infer), original 1"
-        out.append(Comparison(stage, "inference", "frame", best["ours"] / frames, best["original"], worst, "output"))
     return out
 
 

@@ -137,7 +137,6 @@ def test_side_by_side_with_the_original_agrees(original_checkout, small):
     assert [c.stage for c in comparisons] == [
         "G forward, batch 1",
         "E forward, 2 frames",
-        "G per frame, ours 2 per call (fsth.infer), original 1",
         "meta-training step, batch 1, T = 2",
     ]
     for c in comparisons:
