@@ -118,3 +118,12 @@ def test_bad_inputs_are_one_line_errors(checkpoint, sample_data, tmp_path, capsy
         main([v for kv in args.items() for v in kv])
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and err.startswith("error:") and message in err and "\n" not in err
+
+
+def test_batch_size_must_be_positive(checkpoint, sample_data, tmp_path, capsys):
+    args = ["--checkpoint", str(checkpoint), "--source_images", str(sample_data / "source.png")]
+    args += ["--driving", str(sample_data / "driving"), "--output", str(tmp_path / "out"), "--batch_size", "0"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2 and "--batch_size must be positive" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
