@@ -78,11 +78,11 @@ demo-models: install
 	$(PY) -m vpgc.demo_model --sample $(DEMO_DIR)/sample
 
 # Every method's bench and tools.bench_common, each in its own process, in one table:
-# $(BENCH_DIR)/bench.md and bench.json. make bench BENCH_FLAGS=--quick takes a few minutes;
-# BENCH_FLAGS='--only fsrt,lsr' picks methods.
+# $(BENCH_DIR)/bench.md and bench.json, then the scaling tables and plot (tools.bench_scaling).
+# make bench BENCH_FLAGS=--quick takes a few minutes; BENCH_FLAGS='--only fsrt,lsr' picks methods.
 BENCH_DIR ?= bench_output
 bench: install
-	$(PY) -m tools.bench --out $(BENCH_DIR) $(BENCH_FLAGS)
+	$(PY) -m tools.bench --out $(BENCH_DIR) --scaling $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) $(BENCH_DIR) .pytest_cache

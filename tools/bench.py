@@ -1,6 +1,6 @@
 """Every method's bench in one table, beside this machine's matmul limit (`make bench`).
 
-    python -m tools.bench [--quick] [--out bench_output] [--only fsrt,lsr,...] [--threads N]
+    python -m tools.bench [--quick] [--out bench_output] [--only fsrt,lsr,...] [--threads N] [--scaling]
 
 Runs `tools.bench_common` and each package's bench in its own subprocess (TensorFlow's never in a
 torch process) with `--json OUT/raw/<name>.json` (its printed table goes to OUT/raw/<name>.log),
@@ -17,6 +17,8 @@ with a 2-frame stage-1 training batch (4 frames need about 20 GB), VFA at its `-
 (its batch-8 training steps alone take several minutes). `--quick` decodes an eighth of an FSRT
 frame (time and FLOPs scaled), times FSRT's training phase 1 only, one repeat elsewhere and VPGC's
 stage-1 step on one frame. The peak measurement runs in this process, before the benches.
+`--scaling` then runs `tools.bench_scaling` (how time and memory grow with frames, sources, K and
+resolution; about 3 more minutes, under 2 with `--quick`) into the same folder and links its outputs.
 """
 
 from __future__ import annotations
@@ -66,6 +68,22 @@ def last_line(path: Path) -> str:
     return lines[-1] if lines else "no output"
 
 
+def run_logged(command: list[str], log_path: Path, env: dict, timeout: float) -> str | None:
+    """Run `command` with its output in `log_path`; None when it succeeded, else a one-line reason."""
+    with log_path.open("w") as stream:
+        # its own session: on a timeout the processes it spawned are stopped with it
+        process = subprocess.Popen(command, stdout=stream, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return f"timed out after {timeout:.0f} s"
+        finally:
+            if process.poll() is None:  # timed out, or this run was interrupted (Ctrl-C)
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    return f"exit status {process.returncode}: {last_line(log_path)}" if process.returncode != 0 else None
+
+
 def run_bench(name: str, bench: Bench, quick: bool, raw: Path, env: dict, timeout: float) -> dict:
     """Run one bench as `python -m MODULE FLAGS --json raw/NAME.json`; its record: command, seconds,
     header and rows, or error (a one-line reason) when it failed, timed out or wrote no rows."""
@@ -74,21 +92,11 @@ def run_bench(name: str, bench: Bench, quick: bool, raw: Path, env: dict, timeou
     command = [sys.executable, "-m", bench.module, *(bench.quick if quick else bench.full), "--json", str(output)]
     record = {"command": " ".join(["python", *command[1:]]), "log": str(log_path)}
     start = time.perf_counter()
-    with log_path.open("w") as stream:
-        # its own session: on a timeout the bench's spawned stage processes are stopped with it
-        process = subprocess.Popen(command, stdout=stream, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            record["error"] = f"timed out after {timeout:.0f} s"
-        finally:
-            if process.poll() is None:  # timed out, or this run was interrupted (Ctrl-C)
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+    error = run_logged(command, log_path, env, timeout)
     record["seconds"] = time.perf_counter() - start
-    if "error" not in record and process.returncode != 0:
-        record["error"] = f"exit status {process.returncode}: {last_line(log_path)}"
-    if "error" not in record:
+    if error is not None:
+        record["error"] = error
+    else:
         try:
             record["header"], record["rows"] = read_rows_json(output)
         except (OSError, ValueError) as exc:
@@ -133,7 +141,18 @@ def _seconds(value) -> str:
     return f"{value:.3g}" if value < 100 else f"{value:.0f}"
 
 
-def markdown(rows: list[dict], records: dict, peaks: dict, machine: dict) -> str:
+def run_scaling(out: Path, quick: bool, env: dict, timeout: float) -> dict:
+    """`python -m tools.bench_scaling` into `out` (its output in OUT/raw/scaling.log): its command,
+    seconds, and error when it failed."""
+    command = [sys.executable, "-m", "tools.bench_scaling", "--out", str(out), *(["--quick"] if quick else [])]
+    record = {"command": " ".join(["python", *command[1:]])}
+    start = time.perf_counter()
+    error = run_logged(command, out / "raw" / "scaling.log", env, timeout)
+    record["seconds"] = time.perf_counter() - start
+    return {**record, "error": error} if error else record
+
+
+def markdown(rows: list[dict], records: dict, peaks: dict, machine: dict, scaling: dict | None = None) -> str:
     size = machine["matmul_size"]
     limits = "; ".join(
         f"{device} float32 {rates['float32']:.0f} GFLOP/s, bfloat16 {rates['bfloat16']:.0f} GFLOP/s "
@@ -170,6 +189,9 @@ def markdown(rows: list[dict], records: dict, peaks: dict, machine: dict) -> str
     for name, record in records.items():
         said = record.get("header") or record.get("error", "")
         lines.append(f"- {name}: `{record['command']}` ({record['seconds']:.0f} s): {said}")
+    if scaling:
+        said = scaling.get("error") or "[scaling.md](scaling.md), [scaling.png](scaling.png), scaling.json"
+        lines += ["", f"Scaling with the work: `{scaling['command']}` ({scaling['seconds']:.0f} s): {said}"]
     return "\n".join(lines) + "\n"
 
 
@@ -191,6 +213,7 @@ def parse_args(argv) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="threads for every bench and the peak (default: each library's)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds after which a bench is stopped")
     parser.add_argument("--matmul_size", type=int, default=2048, help="matrix size of the peak measurement")
+    parser.add_argument("--scaling", action="store_true", help="then run tools.bench_scaling into the same folder")
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else list(BENCHES)
     unknown = [name for name in names if name not in BENCHES]
@@ -230,6 +253,11 @@ def main(argv=None) -> int:
         records[name] = run_bench(name, BENCHES[name], args.quick, raw, env, args.timeout)
         outcome = records[name].get("error", f"{len(records[name].get('rows', []))} rows")
         log(f"[{index}/{len(args.names)}] {name}: {records[name]['seconds']:.0f} s, {outcome}")
+    scaling = None
+    if args.scaling:
+        log("scaling: python -m tools.bench_scaling")
+        scaling = run_scaling(args.out, args.quick, env, args.timeout)
+        log(f"scaling: {scaling['seconds']:.0f} s, {scaling.get('error', 'done')}")
     machine = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "processor": processor_name(),
@@ -239,10 +267,10 @@ def main(argv=None) -> int:
         "matmul_size": args.matmul_size,
     }
     rows = table_rows(records, peaks)
-    (args.out / "bench.md").write_text(markdown(rows, records, peaks, machine))
+    (args.out / "bench.md").write_text(markdown(rows, records, peaks, machine, scaling))
     for record in records.values():
         record.pop("rows", None)  # they are in `rows`, with the percentages
-    report = {"machine": machine, "peaks_gflops": peaks, "rows": rows, "benches": records}
+    report = {"machine": machine, "peaks_gflops": peaks, "rows": rows, "benches": records, "scaling": scaling}
     (args.out / "bench.json").write_text(json.dumps(report, indent=1) + "\n")
     log(f"wrote {args.out / 'bench.md'} and {args.out / 'bench.json'}")
     return 0

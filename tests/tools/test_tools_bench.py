@@ -111,3 +111,25 @@ def test_out_must_be_a_folder(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         bench.main(["--out", str(path)])
     assert exit_info.value.code == 2 and "is not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("error", [None, "exit status 1: error: boom"])
+def test_scaling_runs_after_the_benches_and_is_linked(error, tmp_path, fake_benches, monkeypatch):
+    """--scaling runs tools.bench_scaling into the same folder (here replaced: it takes minutes)."""
+    run_logged, commands = bench.run_logged, []
+
+    def scaling_replaced(command, log_path, env, timeout):
+        if "tools.bench_scaling" not in command:
+            return run_logged(command, log_path, env, timeout)
+        commands.append((command[1:], log_path))
+        return error
+
+    monkeypatch.setattr(bench, "run_logged", scaling_replaced)
+    out = tmp_path / "out"
+    assert bench.main(["--only", "ok", "--quick", "--scaling", "--out", str(out), "--matmul_size", "64"]) == 0
+    assert commands == [(["-m", "tools.bench_scaling", "--out", str(out), "--quick"], out / "raw" / "scaling.log")]
+    scaling = json.loads((out / "bench.json").read_text())["scaling"]
+    assert scaling["command"] == f"python -m tools.bench_scaling --out {out} --quick"
+    assert scaling.get("error") == error
+    said = error or "[scaling.md](scaling.md), [scaling.png](scaling.png), scaling.json"
+    assert f"Scaling with the work: `{scaling['command']}` (0 s): {said}" in (out / "bench.md").read_text()
