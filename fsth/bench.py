@@ -17,6 +17,7 @@ from the two embeddings). Training is timed in fp32 only.
 from __future__ import annotations
 
 import argparse
+import functools
 import resource
 import sys
 import tempfile
@@ -180,11 +181,14 @@ def bench(
         torch.rand(1, 3, size, size),
         torch.rand(1, 3, size, size),
     )
-    seconds = _timed(lambda: train_step(E, G, D, L_EG, optim_EG, optim_D, batch, device), steps, device)
+    step = functools.partial(train_step, E, G, D, L_EG, optim_EG, optim_D, batch, device)
+    # one extra step, counted: E, G, D and both VGG networks, forward and backward
+    gflop = count_flops(step) / 1e9
+    seconds = _timed(step, steps, device)
     rows.append((f"meta-training step, batch 1, T = {T}", seconds, "s / step", ""))
     peak_unit = "MiB (GPU allocated)" if device.type == "cuda" else "MiB (max RSS)"
     rows.append(("peak memory", _peak_mib(device), peak_unit, ""))
-    standard.append(BenchRow("fsth", rows[-2][0], "training", seconds, "step", rows[-1][1], device=where))
+    standard.append(BenchRow("fsth", rows[-2][0], "training", seconds, "step", rows[-1][1], gflop, device=where))
     return rows, standard
 
 
