@@ -59,20 +59,18 @@ def run_demo(ckpt, sample, out, *extra):
     return demo.main(args)
 
 
+def run_with_frames(ckpt, sample, out, *extra):
+    """The demo driving source_2.png, writing out/result.mp4 and out/frames/."""
+    source = ("--source_image", str(sample / "source_2.png"))
+    run_demo(ckpt, sample, out / "result.mp4", "--result_frames", str(out / "frames"), *source, *extra)
+
+
 @pytest.fixture(scope="module")
 def absolute(ckpt, sample, tmp_path_factory):
     out = tmp_path_factory.mktemp("absolute")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(animate, "SIZE", SIZE)
-        run_demo(
-            ckpt,
-            sample,
-            out / "result.mp4",
-            "--result_frames",
-            str(out / "frames"),
-            "--source_image",
-            str(sample / "source_2.png"),
-        )
+        run_with_frames(ckpt, sample, out)
     return out
 
 
@@ -269,17 +267,7 @@ def test_fp16_on_the_cpu_is_a_one_line_error(capsys, ckpt, sample, tmp_path):
 
 def test_bf16_frames_stay_close_to_the_float32_ones(absolute, ckpt, sample, tmp_path):
     out = tmp_path / "bf16"
-    run_demo(
-        ckpt,
-        sample,
-        out / "result.mp4",
-        "--result_frames",
-        str(out / "frames"),
-        "--source_image",
-        str(sample / "source_2.png"),
-        "--precision",
-        "bf16",
-    )
+    run_with_frames(ckpt, sample, out, "--precision", "bf16")
     names = sorted(p.name for p in (absolute / "frames").glob("*.png"))
     assert names == sorted(p.name for p in (out / "frames").glob("*.png"))
     fp32 = np.stack([read_image(absolute / "frames" / name) for name in names]) / 255
