@@ -160,3 +160,73 @@ def side_by_side_table(rows: list[dict], header: str) -> str:
         cells = (row["stage"], ours, fixed(row["original"]), fixed(row["ratio"], 2), fixed(row["peak_mib"], 0))
         lines.append("| " + " | ".join((*cells, row["note"])) + " |")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ ours beside the original
+PARITY_TOLERANCE = 5e-5  # tests/numerics.py FORWARD: whole networks, fraction of max |original|
+
+
+@dataclasses.dataclass
+class Comparison:
+    """One stage timed on both sides (`<pkg>.bench --original`): best seconds per `unit` and the
+    worst output difference as a fraction of the original's largest magnitude (`worst_output`
+    names the output). `peak_mib`: side -> MiB, where each side was measured in a process of its own."""
+
+    stage: str
+    kind: str
+    unit: str
+    ours: float
+    original: float
+    worst: float
+    worst_output: str
+    peak_mib: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def speedup(self) -> float:
+        """How many times faster ours is (> 1: faster)."""
+        return self.original / self.ours
+
+    @property
+    def agrees(self) -> bool:
+        return self.worst <= PARITY_TOLERANCE
+
+
+def best_alternating(calls: dict, repeats: int) -> tuple[dict[str, float], dict]:
+    """Best seconds of each zero-argument call over `repeats` rounds in which the calls take turns
+    (in reverse order every other round, so that none always follows the other), after one untimed
+    warm-up round; and what each call returned in the warm-up round."""
+    from common.errors import InputError
+
+    if repeats < 1:
+        raise InputError(f"repeats must be at least 1, got {repeats}")
+    first = {name: call() for name, call in calls.items()}
+    best = dict.fromkeys(calls, float("inf"))
+    for round_index in range(repeats):
+        for name, call in list(calls.items())[:: 1 if round_index % 2 else -1]:
+            start = time.perf_counter()
+            call()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best, first
+
+
+def relative_difference(actual, expected) -> float:
+    """max |actual - expected| as a fraction of max |expected| (arrays or tensors of one shape);
+    the plain difference when `expected` is all zeros."""
+    import numpy as np
+
+    def values(x) -> np.ndarray:
+        return np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=np.float64)
+
+    actual, expected = values(actual), values(expected)
+    if actual.shape != expected.shape:
+        raise ValueError(f"shape {actual.shape} != original {expected.shape}")
+    difference = float(np.abs(actual - expected).max())
+    scale = float(np.abs(expected).max())
+    return difference / scale if scale else difference
+
+
+def worst_difference(ours: dict, original: dict) -> tuple[float, str]:
+    """(largest `relative_difference` over the outputs `original` names, that output's name)."""
+    differences = {name: relative_difference(ours[name], original[name]) for name in original}
+    name = max(differences, key=differences.get)
+    return differences[name], name

@@ -13,6 +13,9 @@ common.bench rows, the decoder's with its counted GFLOP per frame.
 again under autocast (`common.precision`) and notes the speed-up and how far the frame moved. Random
 weights decode a nearly constant frame (values within about +-0.01), so the decoded values are
 first scaled by the float32 frame's own range: the agreement is that of the image's contrast.
+
+`--original DIR` (a checkout of andrerochow/fsrt, CPU only) then times the original's demo per frame
+and its phase-1 training step beside ours, taking turns, `--rounds` times each (fsrt.bench_original).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import torch
 
 from common.bench import BenchRow, count_flops, write_rows_json
 from common.distributed import add_device_argument, resolve_device
+from common.errors import cli_main
 from common.precision import PRECISIONS, autocast, frame_agreement
 from fsrt.config import load_config
 from fsrt.model import FSRT, KPDetector, MultiScaleDiscriminator, pixel_grid
@@ -130,6 +134,7 @@ def time_encoder_decoder(model, sources, kp, expression, code, opt, device: str,
     }
 
 
+@cli_main
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fsrt.bench", description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -152,9 +157,18 @@ def main(argv=None) -> int:
         choices=PRECISIONS,
         help="inference precisions (default fp32 bf16; GPU: fp32 fp16); fp32 always runs, as the reference",
     )
+    parser.add_argument("--original", metavar="DIR", help="also time an andrerochow/fsrt checkout beside ours (CPU)")
+    parser.add_argument("--rounds", type=int, default=2, help="timed rounds of each side with --original")
     add_device_argument(parser)
     opt = parser.parse_args(argv)
     device = resolve_device(opt.device).type
+    if opt.original:
+        from fsrt import bench_original  # imports nothing of the original until compare()
+
+        if opt.rounds < 1:
+            parser.error("--rounds must be at least 1")
+
+        original = bench_original.find_original(opt.original, device)
     precisions = opt.precisions or ["fp32", "fp16" if device == "cuda" else "bf16"]
     cfg = load_config(opt.config)
     num_src, tcfg = cfg["data"]["num_src"], cfg["training"]
@@ -216,6 +230,9 @@ def main(argv=None) -> int:
         label = f"train step phase {phase}, batch {opt.batch} ({what})"
         standard.append(BenchRow("fsrt", label, "training", ms / 1000, "step", mib, device=device))
 
+    comparisons = bench_original.compare(original, opt.config, SIZE, opt.rounds) if opt.original else []
+    if comparisons:
+        standard += bench_original.bench_rows(comparisons, opt.rounds)
     header = f"FSRT {opt.config}, random weights, {device}, {torch.get_num_threads()} threads"
     if opt.json:
         write_rows_json(opt.json, standard, header)
@@ -223,6 +240,8 @@ def main(argv=None) -> int:
     print(f"{'stage':<62} {'ms':>10} {'peak MiB':>10}")
     for name, ms, mib in rows:
         print(f"{name:<62} {ms:>10.1f} {mib:>10.0f}")
+    if comparisons:
+        print("\n" + bench_original.table(comparisons, opt.rounds))
     return 0
 
 

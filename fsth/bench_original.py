@@ -18,14 +18,13 @@ from other processes slows both alike:
   copy of its config.py (which main() copies into log/<run>/).
 
 The outputs of the first call of each side (same weights, same inputs) are compared: they agree
-when within FORWARD of the original's largest magnitude (the parity tolerance of tests/numerics.py).
+when within common.bench.PARITY_TOLERANCE of the original's largest magnitude (tests/numerics.py FORWARD).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import importlib
 import io
 import os
@@ -41,7 +40,7 @@ from typing import Any
 
 import torch
 
-from common.bench import BenchRow
+from common.bench import BenchRow, Comparison, best_alternating, relative_difference, worst_difference
 from common.errors import InputError
 from common.vgg.torch_vgg import VGGFeatures
 from fsth.config import load_config
@@ -49,35 +48,11 @@ from fsth.loss import Loss_EG_meta
 from fsth.meta_train import LOG_COLUMNS, train_step
 from fsth.network import Discriminator, Embedder, Generator
 
-FORWARD = 5e-5  # tests/numerics.py: whole networks against the original, fraction of max |expected|
 REQUIRED_FILES = ("config.py", "meta_train.py", "model/network.py", "model/loss.py", "vgg_model/vgg_network.py")
 TOP_LEVEL_NAMES = ("config", "meta_train", "model", "dataset", "vgg_model")  # what the original imports as
 VGG_CLASSES = {"vgg19": 1000, "vggface": 2622}
 LOSS_NAMES = LOG_COLUMNS[3:12]  # L_VGG19 ... L_DSC2: what one iteration computes on both sides
 ORIGINAL_LOSS_ORDER = ("L_EG", "L_VGG19", "L_VGGFace", "L_CNT", "L_ADV", "L_FM", "L_MCH")  # its Loss_EG_meta's tuple
-
-
-@dataclasses.dataclass
-class Comparison:
-    """One stage timed on both sides: best seconds per `unit` and the worst output difference as
-    a fraction of the original's largest magnitude (`worst_output`, over the compared outputs)."""
-
-    stage: str
-    kind: str
-    unit: str
-    ours: float
-    original: float
-    worst: float
-    worst_output: str
-
-    @property
-    def speedup(self) -> float:
-        """How many times faster ours is (> 1: faster)."""
-        return self.original / self.ours
-
-    @property
-    def agrees(self) -> bool:
-        return self.worst <= FORWARD
 
 
 def find_face_dir(path: str | os.PathLike, device_type: str = "cpu") -> Path:
@@ -142,37 +117,6 @@ def _settings(module, **values):
     finally:
         for name, value in saved.items():
             setattr(module, name, value)
-
-
-def best_alternating(calls: Mapping[str, Callable[[], Any]], repeats: int) -> tuple[dict[str, float], dict[str, Any]]:
-    """Best seconds of each call over `repeats` rounds in which the calls take turns, after one
-    untimed warm-up round; and what each call returned in the warm-up round. Every other round
-    runs them in reverse order, so that none is always the one that follows the other."""
-    if repeats < 1:
-        raise InputError(f"repeats must be at least 1, got {repeats}")
-    first = {name: call() for name, call in calls.items()}
-    best = dict.fromkeys(calls, float("inf"))
-    for round_index in range(repeats):
-        for name, call in list(calls.items())[:: 1 if round_index % 2 else -1]:
-            start = time.perf_counter()
-            call()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best, first
-
-
-def relative_difference(actual, expected) -> float:
-    """max |actual - expected| as a fraction of max |expected| (the tolerance of tests/numerics.py)."""
-    actual, expected = torch.as_tensor(actual).double(), torch.as_tensor(expected).double()
-    if actual.shape != expected.shape:
-        raise ValueError(f"shape {tuple(actual.shape)} != original {tuple(expected.shape)}")
-    scale = expected.abs().max().item()
-    return (actual - expected).abs().max().item() / scale if scale else (actual - expected).abs().max().item()
-
-
-def _worst(ours: Mapping[str, Any], original: Mapping[str, Any]) -> tuple[float, str]:
-    differences = {name: relative_difference(ours[name], original[name]) for name in original}
-    name = max(differences, key=differences.get)
-    return differences[name], name
 
 
 def write_vgg_files(folder: Path) -> dict[str, str]:
@@ -245,7 +189,7 @@ def compare_training(original, nets: dict, cfg: Mapping[str, Any], inputs: tuple
     finished = time.perf_counter()
     record_e.remove()
     original_seconds = episodes.original_seconds(finished)
-    worst, name = _worst(ours_first, theirs)
+    worst, name = worst_difference(ours_first, theirs)
     stage = f"meta-training step, batch 1, T = {x.shape[0]}"
     return Comparison(stage, "training", "step", min(episodes.our_seconds[1:]), min(original_seconds[1:]), worst, name)
 

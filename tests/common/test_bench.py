@@ -1,21 +1,28 @@
-"""common.bench: the FLOP counter against hand counts (2 x multiply-adds), the matmul peak, and the
-rows' JSON round trip."""
+"""common.bench: the FLOP counter against hand counts (2 x multiply-adds), the matmul peak, the
+rows' JSON round trip, and the ours-beside-original timing and comparison helpers."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 import torch
 
+from common import bench
 from common.bench import (
     BenchRow,
+    Comparison,
+    best_alternating,
     count_flops,
     matmul_peak_gflops,
     read_rows_json,
+    relative_difference,
     side_by_side_table,
+    worst_difference,
     write_rows_json,
 )
+from common.errors import InputError
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
@@ -80,3 +87,42 @@ def test_side_by_side_table():
     assert lines[0] == "# bench" and lines[2].startswith("| stage | ours | original")
     assert lines[4] == "| G | 0.500 s | 0.750 | 1.50 | 1024 |  |"
     assert lines[5] == "| D | - | - | - | - | error |"
+
+
+def test_best_alternating_takes_turns_after_an_untimed_warm_up(monkeypatch):
+    """With a clock each call advances by its next duration: the warm-up round is untimed, the
+    order reverses every other round, and each side's best timed duration is kept."""
+    clock, order = [0.0], []
+    durations = {"ours": iter([9.0, 3.0, 2.0, 4.0]), "original": iter([8.0, 1.5, 6.0, 5.0])}
+
+    def call(name):
+        def run():
+            order.append(name)
+            clock[0] += next(durations[name])
+            return f"{name} {len(order)}"
+
+        return run
+
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
+    best, first = best_alternating({"ours": call("ours"), "original": call("original")}, 3)
+    assert order == ["ours", "original", "original", "ours", "ours", "original", "original", "ours"]
+    assert first == {"ours": "ours 1", "original": "original 2"} and best == {"ours": 2.0, "original": 1.5}
+    with pytest.raises(InputError):
+        best_alternating({"ours": call("ours")}, 0)
+
+
+def test_relative_difference_is_a_fraction_of_the_original_magnitude():
+    expected = torch.tensor([[-4.0, 1.0], [0.0, 2.0]])
+    moved = expected + torch.tensor([[0.0, 0.002], [0.0, 0.0]])
+    assert relative_difference(moved, expected) == pytest.approx(5e-4, rel=1e-4)
+    assert relative_difference(moved.numpy(), expected.numpy()) == pytest.approx(5e-4, rel=1e-4)
+    assert relative_difference(torch.zeros(3), torch.zeros(3)) == 0.0
+    with pytest.raises(ValueError):
+        relative_difference(torch.zeros(3), torch.zeros(2))
+    assert worst_difference({"a": moved, "b": expected}, {"a": expected, "b": expected}) == (
+        pytest.approx(5e-4, rel=1e-4),
+        "a",
+    )
+    comparison = Comparison("G", "inference", "frame", ours=1.0, original=1.5, worst=4e-5, worst_output="a")
+    assert comparison.speedup == 1.5 and comparison.agrees
+    assert not dataclasses.replace(comparison, worst=6e-5).agrees

@@ -6,7 +6,6 @@ git repository of the original (tests/originals.py, $FR_ORIGINALS); without one 
 
 from __future__ import annotations
 
-import itertools
 import os
 import subprocess
 import sys
@@ -17,10 +16,10 @@ import pytest
 import torch
 from originals import original_git
 
-from common.bench import read_rows_json, write_rows_json
+from common.bench import Comparison, read_rows_json, write_rows_json
 from common.errors import InputError
 from fsth import bench, bench_original
-from fsth.bench_original import Comparison, best_alternating, find_face_dir, relative_difference
+from fsth.bench_original import find_face_dir
 
 
 def _fake_checkout(root: Path) -> Path:
@@ -57,41 +56,6 @@ def test_cli_rejects_a_missing_dir_in_one_line_before_benchmarking(tmp_path, cap
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nowhere" in err
-
-
-def test_best_alternating_takes_turns_and_keeps_the_best(monkeypatch):
-    """With a clock that each call advances by its next duration: the warm-up round is untimed,
-    the calls take turns in alternating order, and each side's best timed duration is reported."""
-    now = itertools.count()
-    clock = [0.0]
-    durations = {"ours": iter([9.0, 3.0, 2.0, 4.0]), "original": iter([8.0, 1.5, 6.0, 5.0])}
-    order = []
-
-    def call(name):
-        def run():
-            order.append(name)
-            clock[0] += next(durations[name])
-            return f"{name} {next(now)}"
-
-        return run
-
-    monkeypatch.setattr(bench_original.time, "perf_counter", lambda: clock[0])
-    best, first = best_alternating({"ours": call("ours"), "original": call("original")}, repeats=3)
-    assert order == ["ours", "original", "original", "ours", "ours", "original", "original", "ours"]
-    assert first == {"ours": "ours 0", "original": "original 1"}
-    assert best == {"ours": 2.0, "original": 1.5}
-    with pytest.raises(InputError):
-        best_alternating({"ours": call("ours")}, repeats=0)
-
-
-def test_relative_difference_is_a_fraction_of_the_original_magnitude():
-    expected = torch.tensor([[-4.0, 1.0], [0.0, 2.0]])
-    assert relative_difference(expected + torch.tensor([[0.0, 0.002], [0.0, 0.0]]), expected) == pytest.approx(
-        5e-4, rel=1e-4
-    )
-    assert relative_difference(torch.zeros(3), torch.zeros(3)) == 0.0
-    with pytest.raises(ValueError):
-        relative_difference(torch.zeros(3), torch.zeros(2))
 
 
 def test_rows_carry_both_sides_the_ratio_and_the_agreement(tmp_path):
