@@ -10,8 +10,8 @@ the counted GFLOP of its dominant forward, the GFLOP/s that achieves and its sha
 peak. A bench that fails or times out is a row with its one-line error; the others still run.
 Progress goes to stderr.
 
-The flags of each bench (`BENCHES`) keep the full run to about 13 minutes and `--quick` to about
-6 on two idle cores (estimated from the packages' READMEs): the full run decodes one whole FSRT
+The flags of each bench (`BENCHES`) keep the full run to about 11 minutes on two idle cores (10.5
+measured with every bench's default bf16 rows) and `--quick` to about 6: the full run decodes one whole FSRT
 frame and times its three training phases, FSTH and LSR at their default repeats, VPGC best of two
 with a 2-frame stage-1 training batch (4 frames need about 20 GB), VFA at its `--quick` setting
 (its batch-8 training steps alone take several minutes). `--quick` decodes an eighth of an FSRT
@@ -207,7 +207,7 @@ def processor_name() -> str:
 
 def parse_args(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a few minutes instead of about 15 (see the flags above)")
+    parser.add_argument("--quick", action="store_true", help="a few minutes instead of about 11 (see the flags above)")
     parser.add_argument("--out", default="bench_output", help="folder for bench.md, bench.json and raw/")
     parser.add_argument("--only", help=f"comma-separated benches to run (of {', '.join(BENCHES)})")
     parser.add_argument("--threads", type=int, help="threads for every bench and the peak (default: each library's)")
