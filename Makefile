@@ -55,7 +55,7 @@ test-tf: install
 	FR_TEST_SIDE=tf $(PYTEST) tests
 
 # Each method renders the sample with its official checkpoint when one is under checkpoints/<pkg>/,
-# else with the small demo model committed in <pkg>/demo_model/ (VFA: a quick fit), then
+# else with the small demo model committed in <pkg>/demo_model/, then
 # tools.compare_demo scores them all side by side in $(DEMO_DIR)/compare/.
 demo: install
 	$(PY) -m tools.make_sample_data --out $(DEMO_DIR)/sample
@@ -64,11 +64,10 @@ demo: install
 	$(PY) -m fsrt.sample_demo --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/fsrt
 	$(PY) -m lsr.sample_demo --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/lsr
 	$(PY) -m vpgc.sample_demo --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/vpgc
-	$(PY) -m vfa.sample_demo --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/vfa \
-		$(if $(wildcard checkpoints/vfa/VFA.pt),--checkpoint checkpoints/vfa/VFA.pt)
+	$(PY) -m vfa.sample_demo --sample $(DEMO_DIR)/sample --out $(DEMO_DIR)/vfa
 	$(PY) -m tools.compare_demo --demo $(DEMO_DIR) --out $(DEMO_DIR)/compare
 
-# Retrain the committed demo models from their recipes (<pkg>/runs/sample.*) with each method's
+# Retrain the committed demo models from their recipes (<pkg>/runs/sample*) with each method's
 # own training command on the sample's training frames; rewrites <pkg>/demo_model/.
 demo-models: install
 	$(PY) -m tools.make_sample_data --out $(DEMO_DIR)/sample
@@ -76,6 +75,7 @@ demo-models: install
 	$(PY) -m fsrt.demo_model --sample $(DEMO_DIR)/sample
 	$(PY) -m lsr.demo_model --sample $(DEMO_DIR)/sample
 	$(PY) -m vpgc.demo_model --sample $(DEMO_DIR)/sample
+	$(PY) -m vfa.demo_model --sample $(DEMO_DIR)/sample
 
 # Every method's bench and tools.bench_common, each in its own process, in one table:
 # $(BENCH_DIR)/bench.md and bench.json, then the scaling tables and plot (tools.bench_scaling).

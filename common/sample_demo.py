@@ -1,14 +1,17 @@
 """What every `make demo` step (`python -m <package>.sample_demo`) shares: its arguments, the
 time-boxed quick fit used when no official checkpoint is given, and the README.txt that says
-which of the two produced the frames."""
+which of the two produced the frames; and what every `python -m <package>.demo_model` shares:
+its --sample/--work/--out arguments and the work folder."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from common.errors import InputError
 from common.sample import SampleFrame, add_sample_arguments, sample_frames
@@ -85,6 +88,26 @@ def write_readme(out: Path, label: str, sample: Path, outputs: str) -> str:
     (out / "README.txt").write_text(text)
     print(text, end="")
     return text
+
+
+def demo_model_parser(prog: str, doc: str, out: Path, out_help: str, work_help: str) -> argparse.ArgumentParser:
+    """A `<package>.demo_model` parser with --sample (required), --work and --out (default `out`)."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n")[0])
+    parser.add_argument("--sample", required=True, type=Path, help="folder written by tools.make_sample_data")
+    parser.add_argument("--work", type=Path, help=f"{work_help} (default: a temporary folder)")
+    parser.add_argument("--out", type=Path, default=out, help=f"{out_help} (default: {out})")
+    return parser
+
+
+Result = TypeVar("Result")
+
+
+def in_work_folder(work: Path | None, prefix: str, build: Callable[[Path], Result]) -> Result:
+    """build(work), or build(a temporary folder named `prefix`...) removed afterwards when `work` is None."""
+    if work is not None:
+        return build(work)
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+        return build(Path(folder))
 
 
 def pick_model(official: Sequence[Path], demo: Sequence[Path]) -> tuple[list[Path], str] | None:

@@ -17,12 +17,12 @@ import argparse
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from common.errors import InputError, cli_main
 from common.progress import get_logger
 from common.sample import SampleFrame, require, sample_frames, second_identity_frames, training_count
+from common.sample_demo import demo_model_parser, in_work_folder
 from fsth.checkpoint import MetaCheckpoint, build_meta_networks, read_meta_checkpoint, write_meta_checkpoint
 
 PACKAGE = Path(__file__).resolve().parent
@@ -93,10 +93,9 @@ def train_demo_model(sample: Path, work: Path, out: Path, steps: int | None = No
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m fsth.demo_model", description=__doc__.split("\n")[0])
-    parser.add_argument("--sample", required=True, type=Path, help="folder written by tools.make_sample_data")
-    parser.add_argument("--work", type=Path, help="training set and run folder (default: a temporary folder)")
-    parser.add_argument("--out", type=Path, default=DEMO_DIR, help=f"where {MODEL_FILE} goes (default: {DEMO_DIR})")
+    parser = demo_model_parser(
+        "python -m fsth.demo_model", __doc__, DEMO_DIR, f"where {MODEL_FILE} goes", "training set and run folder"
+    )
     parser.add_argument("--steps", type=int, help="stop after this many iterations (default: the recipe's)")
     return parser.parse_args(argv)
 
@@ -107,11 +106,9 @@ def main(argv=None) -> None:
     if args.steps is not None and args.steps < 1:
         raise InputError(f"--steps must be at least 1, got {args.steps}")
     sample_frames(args.sample)  # a missing sample is a one-line error before any work
-    if args.work is not None:
-        train_demo_model(args.sample, args.work, args.out, args.steps)
-        return
-    with tempfile.TemporaryDirectory(prefix="fsth_demo_model_") as work:
-        train_demo_model(args.sample, Path(work), args.out, args.steps)
+    in_work_folder(
+        args.work, "fsth_demo_model_", lambda work: train_demo_model(args.sample, work, args.out, args.steps)
+    )
 
 
 if __name__ == "__main__":

@@ -76,8 +76,19 @@ def save_vfa(
 
 def load_inference_generator(path: str | os.PathLike = DEFAULT_CHECKPOINT, device="cpu") -> Generator:
     """The generator infer.py builds (256x256 RGBD, with the student), loaded strictly from `path`,
-    in eval mode on `device`. The file is read first, so a missing one fails before any work."""
+    in eval mode on `device`. The file is read first, so a missing one fails before any work. The
+    latent sizes and `channel_divisor` come from the file's training flags ('args') where it has
+    them (the official file's are the defaults), so narrower models trained by vfa.train load too."""
     content = read_vfa_checkpoint(path)
-    generator = Generator(size=256, in_channels=4, depth_motion_dim=5, distilling=True)
+    flags = content.get("args")
+    generator = Generator(
+        size=256,
+        style_dim=getattr(flags, "latent_dim_style", 512),
+        motion_dim=getattr(flags, "latent_dim_motion", 20),
+        in_channels=4,
+        depth_motion_dim=getattr(flags, "latent_dim_depth_motion", 5),
+        distilling=True,
+        channel_divisor=getattr(flags, "channel_divisor", 1),
+    )
     load_generator_state(generator, content["gen"], path)
     return generator.to(device).eval()

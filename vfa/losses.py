@@ -157,25 +157,32 @@ def stage1_losses(
     vgg_loss, recon: torch.Tensor, target: torch.Tensor, lambda_l1=200.0, lambda_sp=50.0, lambda_sm=200.0
 ) -> dict[str, torch.Tensor]:
     """Teacher RGBD [B, 4, H, W] against the driving frame: the depth terms on channel 3 and the
-    perceptual loss on RGB (an RGB-only batch gets the perceptual and an L1 term, as LIA's)."""
+    perceptual loss on RGB (an RGB-only batch gets the perceptual and an L1 term, as LIA's).
+    `vgg_loss` None leaves the perceptual term out."""
     if target.shape[1] > 3:
         losses = depth_losses(recon[:, 3:4], target[:, 3:4], lambda_l1, lambda_sp, lambda_sm)
-        losses["vgg_loss"] = vgg_loss(recon[:, :3], target[:, :3])
+        if vgg_loss is not None:
+            losses["vgg_loss"] = vgg_loss(recon[:, :3], target[:, :3])
         return losses
-    return {"l1_loss": F.l1_loss(recon, target) * lambda_l1, "vgg_loss": vgg_loss(recon, target)}
+    losses = {"l1_loss": F.l1_loss(recon, target) * lambda_l1}
+    if vgg_loss is not None:
+        losses["vgg_loss"] = vgg_loss(recon, target)
+    return losses
 
 
 def distillation_losses(
     vgg_loss: VGGPyramidLoss, teacher: torch.Tensor, student: dict[str, torch.Tensor], lambda_l1: float = 200.0
 ) -> dict[str, torch.Tensor]:
     """Stage 2: the student's inpainted image and its masked warp against the teacher's RGB
-    (masked the same way), each with the perceptual loss and an L1 term."""
+    (masked the same way), each with the perceptual loss and an L1 term. `vgg_loss` None leaves
+    the perceptual terms out."""
     target = teacher[:, :3]
     mask = student["mask"]
     inpaint, warp = student["out_inpaint"], student["out_warp"] * mask
-    return {
-        "l1_loss": F.l1_loss(inpaint, target) * lambda_l1,
-        "vgg_loss": vgg_loss(inpaint, target),
-        "l1_loss_warp": F.l1_loss(warp, target * mask) * lambda_l1,
-        "vgg_loss_warp": vgg_loss(warp, target * mask),
-    }
+    losses = {"l1_loss": F.l1_loss(inpaint, target) * lambda_l1}
+    if vgg_loss is not None:
+        losses["vgg_loss"] = vgg_loss(inpaint, target)
+    losses["l1_loss_warp"] = F.l1_loss(warp, target * mask) * lambda_l1
+    if vgg_loss is not None:
+        losses["vgg_loss_warp"] = vgg_loss(warp, target * mask)
+    return losses

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from common import distributed
@@ -48,6 +49,7 @@ from vfa.losses import VGG19_FILE, VGGPyramidLoss, distillation_losses, load_vgg
 from vfa.model import Generator
 
 DATASETS = ("MMFace4D", "raw")
+DIVISORS = (1, 2, 4, 8, 16)  # those that divide every width of vfa.model.CHANNELS
 LR_GAMMA = 0.2
 BETAS = (0.0, 0.99)  # the original's integer 0 ** 1 is refused by Adam on recent torch
 NUM_DISPLAYED = 4
@@ -56,17 +58,38 @@ log = get_logger("vfa.train")
 
 class Losses:
     """The loss weights and the VGG pyramid loss: `stage1` (teacher RGBD vs driving frame) and
-    `distillation` (student vs teacher RGB), each a dict of weighted terms."""
+    `distillation` (student vs teacher RGB), each a dict of weighted terms.
 
-    def __init__(self, vgg_loss: VGGPyramidLoss, lambda_l1=200.0, lambda_sp=50.0, lambda_sm=200.0):
-        self.vgg_loss = vgg_loss
+    Ours, for training without ImageNet VGG19 weights (the demo model): `lambda_vgg` scales the
+    perceptual terms (1, the original; with 0 they are left out and `vgg_loss` may be None) and
+    `lambda_rgb_l1` adds an L1 term on stage 1's RGB (0, the original, has none)."""
+
+    def __init__(
+        self,
+        vgg_loss: VGGPyramidLoss | None,
+        lambda_l1=200.0,
+        lambda_sp=50.0,
+        lambda_sm=200.0,
+        lambda_vgg=1.0,
+        lambda_rgb_l1=0.0,
+    ):
+        self.vgg_loss = vgg_loss if lambda_vgg else None
         self.lambda_l1, self.lambda_sp, self.lambda_sm = lambda_l1, lambda_sp, lambda_sm
+        self.lambda_vgg, self.lambda_rgb_l1 = lambda_vgg, lambda_rgb_l1
+
+    def _scaled(self, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if self.lambda_vgg == 1:
+            return terms
+        return {name: value * self.lambda_vgg if name.startswith("vgg") else value for name, value in terms.items()}
 
     def stage1(self, recon: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-        return stage1_losses(self.vgg_loss, recon, target, self.lambda_l1, self.lambda_sp, self.lambda_sm)
+        terms = stage1_losses(self.vgg_loss, recon, target, self.lambda_l1, self.lambda_sp, self.lambda_sm)
+        if self.lambda_rgb_l1:
+            terms["rgb_l1_loss"] = F.l1_loss(recon[:, :3], target[:, :3]) * self.lambda_rgb_l1
+        return self._scaled(terms)
 
     def distillation(self, teacher: torch.Tensor, student: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return distillation_losses(self.vgg_loss, teacher, student, self.lambda_l1)
+        return self._scaled(distillation_losses(self.vgg_loss, teacher, student, self.lambda_l1))
 
 
 def train_step(gen, optim, batch, losses: Losses, distilling: bool, scheduler=None) -> dict[str, float]:
@@ -86,6 +109,18 @@ def train_step(gen, optim, batch, losses: Losses, distilling: bool, scheduler=No
     if scheduler is not None:
         scheduler.step()
     return {"loss": total.item(), **{name: value.item() for name, value in terms.items()}}
+
+
+def start_from_scratch(gen: Generator) -> None:
+    """Stage 1 without LIA.pt (--from_scratch, ours): train the layers the original takes from LIA
+    and freezes, and start every flow head at zero weights, i.e. warps that keep the features in
+    place. Random flow heads move them by a quarter of the image, too far for the bilinear
+    sampling's local gradient to find the way back: the generator then learns to mask the warped
+    features out and renders a blur."""
+    gen.dec.requires_grad_(True)
+    with torch.no_grad():
+        for head in gen.dec.to_flows:
+            head.conv.weight.zero_()
 
 
 def make_optimizer(gen: Generator, lr: float, lr_freq: int):
@@ -231,8 +266,15 @@ def train(args: argparse.Namespace, show_progress: bool | None = None) -> list[d
     run = Path(args.exp_path) / args.exp_name
     checkpoints = run / "checkpoint"
     dataset = make_dataset(args, "train")
-    vgg_loss = VGGPyramidLoss(load_vgg19(args.vgg)).to(device)
-    losses = Losses(vgg_loss, args.lambda_loss_l1, args.lambda_loss_sp, args.lambda_loss_sm)
+    vgg_loss = VGGPyramidLoss(load_vgg19(args.vgg)).to(device) if args.lambda_loss_vgg else None
+    losses = Losses(
+        vgg_loss,
+        args.lambda_loss_l1,
+        args.lambda_loss_sp,
+        args.lambda_loss_sm,
+        args.lambda_loss_vgg,
+        args.lambda_loss_rgb_l1,
+    )
     torch.manual_seed(args.seed)  # the same initial weights in every process
     gen = Generator(
         args.size,
@@ -242,7 +284,10 @@ def train(args: argparse.Namespace, show_progress: bool | None = None) -> list[d
         args.in_channels,
         args.latent_dim_depth_motion,
         distilling=args.distilling,
+        channel_divisor=args.channel_divisor,
     ).to(device)
+    if args.from_scratch and not args.distilling:
+        start_from_scratch(gen)
     optim, scheduler = make_optimizer(gen, args.lr, args.lr_freq)
     start = resume(args.resume_ckpt, gen, optim, scheduler, args.distilling) if args.resume_ckpt else args.start_iter
     # Unused trainable parameters (the noise weights) need find_unused_parameters, as in the original.
@@ -317,10 +362,20 @@ def train(args: argparse.Namespace, show_progress: bool | None = None) -> list[d
     return rows
 
 
+def recipe_line(line: str) -> list[str]:
+    """An `@FILE` line's arguments ('--flag=value' or '--flag value'); blank lines and # comments give none."""
+    line = line.strip()
+    return [] if not line or line.startswith("#") else line.split()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The original train.py's flags (same defaults) and ours: --device, --data_root, --vgg, --seed,
-    --log_freq, --workers."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    --log_freq, --workers, --channel_divisor, --lambda_loss_vgg, --lambda_loss_rgb_l1,
+    --from_scratch. `@FILE`
+    reads flags from FILE, one '--flag=value' per line, # comments allowed (the demo model's
+    recipes in vfa/runs/); later flags override it."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], fromfile_prefix_chars="@")
+    parser.convert_arg_line_to_args = recipe_line
     ints = dict(
         iter=800000, size=256, batch_size=16, in_channels=4, g_reg_every=4, channel_multiplier=1, start_iter=0,
         lr_freq=5000, display_freq=2000, save_freq=1000, latent_dim_style=512, latent_dim_motion=20,
@@ -331,6 +386,15 @@ def build_parser() -> argparse.ArgumentParser:
     for name, default in (("lambda_loss_l1", 200.0), ("lambda_loss_sm", 200.0), ("lambda_loss_gr", 100.0)):
         parser.add_argument(f"--{name}", type=float, default=default)
     parser.add_argument("--lambda_loss_sp", type=float, default=50.0)
+    parser.add_argument(
+        "--lambda_loss_vgg", type=float, default=1.0, help="perceptual terms' weight (0: left out, no --vgg read)"
+    )
+    parser.add_argument("--lambda_loss_rgb_l1", type=float, default=0.0, help="stage 1: L1 on the teacher's RGB")
+    parser.add_argument(
+        "--from_scratch",
+        action="store_true",
+        help="stage 1 without LIA.pt: train the layers the original freezes, flow heads start at zero",
+    )
     parser.add_argument("--lr", type=float, default=0.0002)
     parser.add_argument("--resume_ckpt", default=None, help="a checkpoint of this trainer, or LIA's / VFA's")
     parser.add_argument("--dataset", default="MMFace4D", help="MMFace4D or raw (the Kinect folder alone)")
@@ -344,6 +408,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log_freq", type=int, default=1, help="log the losses every N steps")
     parser.add_argument("--workers", type=int, default=8, help="data loader processes (per training process)")
+    parser.add_argument(
+        "--channel_divisor",
+        type=int,
+        default=1,
+        help="narrow every convolution by this factor (1, the official widths)",
+    )
     distributed.add_device_argument(parser)
     return parser
 
@@ -353,6 +423,10 @@ def main(argv=None) -> int:
     for flag in ("save_freq", "display_freq", "log_freq", "lr_freq", "batch_size"):
         if getattr(args, flag) < 1:
             raise InputError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    if args.channel_divisor not in DIVISORS:
+        raise InputError(
+            f"--channel_divisor must be one of {', '.join(map(str, DIVISORS))}, got {args.channel_divisor}"
+        )
     distributed.start(args.device)
     try:
         train(args)

@@ -34,6 +34,7 @@ from common.errors import InputError, cli_main
 from common.image import read_image, write_image
 from common.progress import get_logger
 from common.sample import require, sample_frames, training_count
+from common.sample_demo import demo_model_parser, in_work_folder
 
 PACKAGE = Path(__file__).resolve().parent
 RECIPE = PACKAGE / "runs" / "sample.yaml"
@@ -207,10 +208,9 @@ def train_demo_model(
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m vpgc.demo_model", description=__doc__.split("\n")[0])
-    parser.add_argument("--sample", required=True, type=Path, help="folder written by tools.make_sample_data")
-    parser.add_argument("--work", type=Path, help="subject folder and runs (default: a temporary folder)")
-    parser.add_argument("--out", type=Path, default=DEMO_DIR, help=f"demo-model folder (default: {DEMO_DIR})")
+    parser = demo_model_parser(
+        "python -m vpgc.demo_model", __doc__, DEMO_DIR, "demo-model folder", "subject folder and runs"
+    )
     parser.add_argument("--stage1_steps", type=int, default=STAGE1_STEPS, help="stage-1 iterations")
     parser.add_argument("--stage2_steps", type=int, default=STAGE2_STEPS, help="stage-2 iterations")
     return parser.parse_args(argv)
@@ -223,11 +223,11 @@ def main(argv=None) -> None:
         if getattr(args, flag) < 1:
             raise InputError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
     sample_frames(args.sample)  # a missing sample is a one-line error before any work
-    if args.work is not None:
-        train_demo_model(args.sample, args.work, args.out, args.stage1_steps, args.stage2_steps)
-        return
-    with tempfile.TemporaryDirectory(prefix="vpgc_demo_model_") as work:
-        train_demo_model(args.sample, Path(work), args.out, args.stage1_steps, args.stage2_steps)
+    in_work_folder(
+        args.work,
+        "vpgc_demo_model_",
+        lambda work: train_demo_model(args.sample, work, args.out, args.stage1_steps, args.stage2_steps),
+    )
 
 
 if __name__ == "__main__":

@@ -200,3 +200,24 @@ def test_distillation_losses():
     assert losses["vgg_loss"].item() == pytest.approx(1.0)
     assert losses["l1_loss_warp"].item() == pytest.approx(200 * 0.5)  # |2·0.5 − 1·0.5|
     assert losses["vgg_loss_warp"].item() == pytest.approx(0.5)
+
+
+def test_the_demo_recipes_loss_weights():
+    """vfa.train's Losses with --lambda_loss_vgg and --lambda_loss_rgb_l1 (ours): the perceptual terms
+    scaled or left out, an L1 term on stage 1's RGB; the defaults are the original's terms."""
+    from vfa.train import Losses
+
+    target = torch.zeros(1, 4, 8, 8)
+    recon = torch.zeros(1, 4, 8, 8)
+    recon[:, :3] = 0.5
+    assert Losses(fake_vgg).stage1(recon, target).keys() == stage1_losses(fake_vgg, recon, target).keys()
+    halved = Losses(fake_vgg, lambda_vgg=0.5).stage1(recon, target)
+    assert halved["vgg_loss"].item() == pytest.approx(0.25)
+    without = Losses(None, lambda_vgg=0.0, lambda_rgb_l1=200.0).stage1(recon, target)
+    assert list(without) == ["l1_loss", "smooth_loss", "structure_preserve_loss", "rgb_l1_loss"]
+    assert without["rgb_l1_loss"].item() == pytest.approx(100.0)  # 200 · |0.5 − 0|
+    teacher = torch.ones(1, 4, 8, 8)
+    student = {"out_inpaint": torch.zeros(1, 3, 8, 8), "out_warp": torch.full((1, 3, 8, 8), 2.0)}
+    student["mask"] = torch.full((1, 1, 8, 8), 0.5)
+    distilled = Losses(fake_vgg, lambda_vgg=0.0).distillation(teacher, student)
+    assert list(distilled) == ["l1_loss", "l1_loss_warp"] and distilled["l1_loss"].item() == pytest.approx(200.0)

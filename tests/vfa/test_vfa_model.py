@@ -228,3 +228,26 @@ def test_rgb_layout_without_depth_branch():
     with torch.no_grad():
         image = gen(torch.rand(1, 3, 32, 32) * 2 - 1, None)
     assert image.shape == (1, 3, 32, 32)
+
+
+def test_channel_divisor_narrows_every_convolution_and_keeps_the_names():
+    """The demo model's narrow generator: the official names in the official order, every shape the
+    official one with each feature-channel axis divided (style and motion sizes are set apart)."""
+    official = Generator(256, 512, 20, 1, 4, 5, distilling=True).state_dict()
+    narrow = Generator(256, 512, 20, 1, 4, 5, distilling=True, channel_divisor=8).state_dict()
+    assert list(narrow) == list(official)
+    for name, tensor in narrow.items():
+        wide = official[name].shape
+        assert tensor.ndim == len(wide), name
+        for size, official_size in zip(tensor.shape, wide):
+            assert size in (official_size, official_size // 8), (name, tensor.shape, wide)
+    assert narrow["enc.net_app.convs.0.0.weight"].shape == (8, 4, 1, 1)  # 64 channels at 256 px
+    assert narrow["student_dec.res_blocks.0.conv1.weight"].shape == (16, 16, 3, 3)  # 128 in the original
+    # the style-sized layers (modulations, the motion MLP) keep their size: 2.8 M parameters of 47.8 M
+    assert sum(t.numel() for t in narrow.values()) < sum(t.numel() for t in official.values()) / 15
+
+
+@pytest.mark.parametrize("divisor", [0, 3, 32])
+def test_a_channel_divisor_that_does_not_divide_the_widths_is_refused(divisor):
+    with pytest.raises(ValueError, match="channel divisor"):
+        Generator(SMALL, channel_divisor=divisor)

@@ -1,5 +1,5 @@
-"""`python -m vfa.sample_demo` end to end on the 4-frame repository sample: the quick fit (one step
-per stage) and an official-layout checkpoint, the synthetic RGBD driving clip in the original's
+"""`python -m vfa.sample_demo` end to end on the 4-frame repository sample: the committed demo model,
+the quick fit (one step per stage) and an official-layout checkpoint, the synthetic RGBD driving clip in the original's
 layout, the avatar, and one-line errors (exit 2) for bad inputs."""
 
 from __future__ import annotations
@@ -9,28 +9,30 @@ import json
 import numpy as np
 import pytest
 import torch
-from vfa_infer_testlib import SAMPLE_FRAMES, sample_folder
+from vfa_infer_testlib import sample_folder
 
 from common.image import read_image
 from common.video import read_depth_video, read_video
-from vfa import sample_demo
+from vfa import sample_demo, synthetic
 from vfa.checkpoint import save_vfa
 from vfa.mesh import read_obj
 from vfa.model import Generator
 
 
-def test_quick_fit_writes_every_output(tmp_path):
+def test_quick_fit_writes_every_output(tmp_path, make_small_sample):
     out = tmp_path / "out"
-    assert sample_demo.main(["--sample", str(sample_folder()), "--out", str(out), "--steps", "1"]) == 0
+    sample = make_small_sample(8, 256)  # 4 frames to train on, 4 held out
+    argv = ["--sample", str(sample), "--out", str(out), "--steps", "1", "--quick_fit", "--frames", "3"]
+    assert sample_demo.main(argv) == 0
     readme = (out / "README.txt").read_text()
-    assert readme.startswith("QUICK FIT") and "1 steps" in readme.splitlines()[0]
+    assert readme.startswith("QUICK FIT") and "only 1 steps" in readme.splitlines()[0]
     frames = sorted((out / "cross" / "frames").glob("*.png"))
-    assert len(frames) == SAMPLE_FRAMES and read_image(frames[0]).shape == (256, 256, 3)
+    assert len(frames) == 3 and read_image(frames[0]).shape == (256, 256, 3)
     panels = read_video(out / "inference.mp4")
-    assert panels.shape == (SAMPLE_FRAMES, 512, 1024, 3)
+    assert panels.shape == (3, 512, 1024, 3)
     colour = read_video(out / "driving_rgbd" / "color" / "output.mp4")
     depth = read_depth_video(out / "driving_rgbd" / "depth" / "output.nut")
-    assert colour.shape == (SAMPLE_FRAMES, 256, 256, 3) and depth.shape == (SAMPLE_FRAMES, 256, 256)
+    assert colour.shape == (8, 256, 256, 3) and depth.shape == (8, 256, 256)
     background = depth == 0
     assert 0.2 < background.mean() < 0.9 and depth.max() == 65535 and depth[~background].min() == 1
     assert colour[background].mean() < 10  # preprocessing blacks out what has no depth
@@ -53,11 +55,21 @@ def test_an_official_layout_checkpoint_drives_the_avatar(tmp_path):
     assert json.loads((out / "run.json").read_text())["model"] == "official"
 
 
+def test_the_committed_demo_model_is_the_default(tmp_path):
+    out = tmp_path / "out"
+    assert sample_demo.main(["--sample", str(sample_folder()), "--out", str(out), "--frames", "1"]) == 0
+    readme = (out / "README.txt").read_text()
+    assert readme.startswith("DEMO MODEL") and "controllers tracked on average, the mesh moved in" in readme
+    info = json.loads((out / "run.json").read_text())
+    assert info["model"] == "demo model" and info["checkpoint"].endswith("vfa/demo_model/VFA.pt")
+    assert len(list((out / "cross" / "frames").glob("*.png"))) == 1
+
+
 def test_face_depth_is_a_bump_inside_the_face_ellipse():
     landmarks = np.load(sample_folder() / "landmarks" / "source_2.npy")
-    depth = sample_demo.depth_metres(landmarks, 256)
+    depth = synthetic.depth_metres(landmarks, 256)
     face = depth > 0
-    assert 0.1 < face.mean() < 0.6 and depth.max() == pytest.approx(sample_demo.FACE_DISTANCE_M, abs=1e-3)
+    assert 0.1 < face.mean() < 0.6 and depth.max() == pytest.approx(synthetic.FACE_DISTANCE_M, abs=1e-3)
     row, column = np.unravel_index(np.where(face, depth, np.inf).argmin(), depth.shape)
     nose_length = np.linalg.norm(landmarks[30] - landmarks[27])
     assert np.linalg.norm(np.array([column, row]) + 0.5 - landmarks[30]) < nose_length  # nearest: on the nose

@@ -94,6 +94,23 @@ def test_checkpoints_reload_strictly_and_resume_exactly(data, tmp_path):
     assert torch.equal(state["enc.fc.4.weight"], content["gen"]["enc.fc.4.weight"])
 
 
+def test_from_scratch_trains_what_the_original_freezes_from_identity_warps(data, tmp_path):
+    """--from_scratch (ours, stage 1 without LIA.pt): the flow heads start at zero weights and the
+    8x8 level's, frozen by the original, is trained; without the flag it keeps its random values."""
+    name = "dec.to_flows.0.conv.weight"
+    torch.manual_seed(0)
+    initial = Generator(SIZE).state_dict()[name]  # vfa.train seeds 0 before building its generator
+    for flag in ((), ("--from_scratch",)):
+        run = f"scratch{len(flag)}"
+        main(command(data, tmp_path, run, "--iter", "1", "--save_freq", "1", "--lambda_loss_vgg", "0", *flag))
+        after = read_vfa_checkpoint(tmp_path / run / "checkpoint" / "000000.pt")["gen"][name]
+        if flag:
+            assert not torch.equal(after, torch.zeros_like(after))  # trained away from zero
+            assert after.abs().max() < 1e-2 < initial.abs().max()  # one Adam step from zero, lr 2e-4
+        else:
+            assert torch.equal(after, initial)
+
+
 def test_lia_style_resume_copies_into_the_first_three_channels():
     model = {"enc.in": torch.zeros(64, 4, 1, 1), "dec.rgb1": torch.zeros(4, 8), "same": torch.zeros(2)}
     given = {"enc.in": torch.ones(64, 3, 1, 1), "dec.rgb1": torch.ones(3, 8), "same": torch.ones(2)}

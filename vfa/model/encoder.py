@@ -14,17 +14,28 @@ from vfa.model.ops import ConvLayer, EqualConv2d, EqualLinear, ResBlock
 CHANNELS = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
 
 
+def channels(divisor: int = 1) -> dict[int, int]:
+    """CHANNELS divided by `divisor` (1: the official widths; larger: a narrower model of the same
+    structure, e.g. the committed demo model): 1, 2, 4, 8 or 16."""
+    if divisor < 1 or any(width % divisor for width in CHANNELS.values()):
+        raise ValueError(
+            f"channel divisor {divisor}: VFA's widths {sorted(set(CHANNELS.values()))} need 1, 2, 4, 8 or 16"
+        )
+    return {res: width // divisor for res, width in CHANNELS.items()}
+
+
 class EncoderApp(nn.Module):
     """`convs.0` 1x1 ConvLayer, ResBlocks halving the resolution down to 4x4, `convs.N` a 4x4 valid
     EqualConv2d -> h [B, w_dim]."""
 
-    def __init__(self, size: int, w_dim: int = 512, in_channels: int = 4):
+    def __init__(self, size: int, w_dim: int = 512, in_channels: int = 4, channel_divisor: int = 1):
         super().__init__()
-        self.convs = nn.ModuleList([ConvLayer(in_channels, CHANNELS[size], 1)])
-        channel = CHANNELS[size]
+        width = channels(channel_divisor)
+        self.convs = nn.ModuleList([ConvLayer(in_channels, width[size], 1)])
+        channel = width[size]
         for log_res in range(int(math.log2(size)), 2, -1):
-            self.convs.append(ResBlock(channel, CHANNELS[2 ** (log_res - 1)]))
-            channel = CHANNELS[2 ** (log_res - 1)]
+            self.convs.append(ResBlock(channel, width[2 ** (log_res - 1)]))
+            channel = width[2 ** (log_res - 1)]
         self.convs.append(EqualConv2d(channel, w_dim, 4, padding=0, bias=False))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -40,9 +51,9 @@ class EncoderApp(nn.Module):
 class Encoder(nn.Module):
     """`net_app` and `fc`, five EqualLinear layers with no activation between them (h -> alpha)."""
 
-    def __init__(self, size: int, dim: int = 512, dim_motion: int = 20, in_channels: int = 4):
+    def __init__(self, size: int, dim: int = 512, dim_motion: int = 20, in_channels: int = 4, channel_divisor: int = 1):
         super().__init__()
-        self.net_app = EncoderApp(size, dim, in_channels)
+        self.net_app = EncoderApp(size, dim, in_channels, channel_divisor)
         self.fc = nn.Sequential(*[EqualLinear(dim, dim) for _ in range(4)], EqualLinear(dim, dim_motion))
 
     def enc_app(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:

@@ -32,6 +32,8 @@ class Generator(nn.Module):
     blur_kernel, distilling)` with the original's argument order. `in_channels` defaults to 4 (RGBD),
     what VFA's scripts pass (the original's default, 3, is LIA's RGB layout). With `distilling`
     the encoder and the RGBD generator are frozen and `student_dec` is added (VFA.pt's layout).
+    `channel_divisor` (ours; 1 is the original) narrows every convolution by that factor, for models
+    small enough to commit (the demo model).
     """
 
     def __init__(
@@ -44,17 +46,18 @@ class Generator(nn.Module):
         depth_motion_dim: int = 5,
         blur_kernel: Sequence[float] = BLUR_KERNEL,
         distilling: bool = False,
+        channel_divisor: int = 1,
     ):
         super().__init__()
-        self.enc = Encoder(size, style_dim, motion_dim, in_channels)
+        self.enc = Encoder(size, style_dim, motion_dim, in_channels, channel_divisor)
         self.dec = Synthesis(
-            size, style_dim, motion_dim, blur_kernel, channel_multiplier, in_channels, depth_motion_dim
+            size, style_dim, motion_dim, blur_kernel, channel_multiplier, in_channels, depth_motion_dim, channel_divisor
         )
         self.distilling = distilling
         if distilling:
             self.enc.requires_grad_(False)
             self.dec.requires_grad_(False)
-            self.student_dec = StudentSynthesis(style_dim)
+            self.student_dec = StudentSynthesis(style_dim, channel_divisor)
 
     def get_direction(self) -> torch.Tensor:
         """The orthonormal motion directions Q [style_dim, motion_dim]."""

@@ -31,20 +31,19 @@ class StudentSynthesis(nn.Module):
     on features damped by sigmoid(downsampled mask) — a sigmoid of the sigmoid mask, as in the
     original — and its output (+ `bias2`) is added to out_warp · mask."""
 
-    def __init__(self, style_dim: int = 512):
+    def __init__(self, style_dim: int = 512, channel_divisor: int = 1):
         super().__init__()
+        c1, c2, c3 = (width // channel_divisor for width in (32, 64, 128))
         self.style_conv = ModulatedConv2d(3, 3, 3, style_dim, demodulate=False)
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
-        self.first = ConvLayer(3, 32, 7)
-        self.down_blocks = nn.ModuleList(
-            [ConvLayer(32, 64, 3, downsample=True), ConvLayer(64, 128, 3, downsample=True)]
-        )
+        self.first = ConvLayer(3, c1, 7)
+        self.down_blocks = nn.ModuleList([ConvLayer(c1, c2, 3, downsample=True), ConvLayer(c2, c3, 3, downsample=True)])
         self.down_mask = nn.ModuleList([Downsample(), Downsample()])
-        self.res_blocks = nn.ModuleList([InpaintResBlock(128) for _ in range(5)])
+        self.res_blocks = nn.ModuleList([InpaintResBlock(c3) for _ in range(5)])
         self.up_blocks = nn.ModuleList(
-            [nn.Sequential(ConvLayer(128, 64, 3), Upsample()), nn.Sequential(ConvLayer(64, 32, 3), Upsample())]
+            [nn.Sequential(ConvLayer(c3, c2, 3), Upsample()), nn.Sequential(ConvLayer(c2, c1, 3), Upsample())]
         )
-        self.final = ConvLayer(32, 3, 7)
+        self.final = ConvLayer(c1, 3, 7)
         self.bias2 = nn.Parameter(torch.zeros(1, 3, 1, 1))
 
     def forward(

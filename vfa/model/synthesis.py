@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vfa.model.encoder import CHANNELS
+from vfa.model.encoder import channels
 from vfa.model.ops import BLUR_KERNEL, ConstantInput, ConvLayer, ModulatedConv2d, StyledConv, Upsample
 
 
@@ -150,10 +150,11 @@ class Synthesis(nn.Module):
         channel_multiplier: int = 1,
         result_channels: int = 4,
         depth_motion_dim: int = 5,
+        channel_divisor: int = 1,
     ):
         super().__init__()
         self.with_depth = result_channels == 4
-        width = {res: c if res < 64 else c * channel_multiplier for res, c in CHANNELS.items()}
+        width = {res: c if res < 64 else c * channel_multiplier for res, c in channels(channel_divisor).items()}
         self.direction = Direction(style_dim, motion_dim)
         self.input = ConstantInput(width[4])
         self.conv1 = StyledConv(width[4], width[4], 3, style_dim, blur_kernel=blur_kernel)
