@@ -27,7 +27,7 @@ from pathlib import Path
 
 from common.errors import InputError, cli_main
 from common.progress import get_logger
-from common.sample import SampleFrame, require, sample_frames, second_identity_frames, training_count
+from common.sample import require, sample_frames, second_identity_frames, training_count
 from common.sample_demo import demo_model_parser, in_work_folder
 from vfa import train
 from vfa.checkpoint import load_inference_generator, read_vfa_checkpoint, save_vfa
@@ -48,8 +48,8 @@ def write_training_set(sample: Path, work: Path) -> Path:
     clips = (("identity_1", sample_frames(sample)[1:]), ("identity_2", second_identity_frames(sample)))
     root = work / "data"
     for person, frames in clips:
-        frames: list[SampleFrame] = frames[: training_count(len(frames))]
-        images, landmarks = sample_images([(f.image, f.landmarks) for f in frames], sample)
+        trained = frames[: training_count(len(frames))]
+        images, landmarks = sample_images([(f.image, f.landmarks) for f in trained], sample)
         colour_path = write_driving_rgbd(images, landmarks, work / f"{person}_capture", work / f"{person}_rgbd")
         write_clip_copies(root, person, colour_path, CLIP_COPIES)
     return root

@@ -87,7 +87,7 @@ def quick_fit(args: argparse.Namespace, work: Path) -> tuple[Path, str]:
         run = work / f"stage{stage}"
 
         def train_until(step: int) -> None:
-            resume = latest_checkpoint(run)
+            resume = demo_model.last_checkpoint(run) if (run / "checkpoint").is_dir() else None
             more = ["--iter", str(step), "--seed", str(args.seed), "--save_freq", str(10**9), "--log_freq", "1"]
             flags = train.build_parser().parse_args([*argv, *more, *(["--resume_ckpt", str(resume)] if resume else [])])
             rows.extend(train.train(flags, show_progress=False))
@@ -99,7 +99,7 @@ def quick_fit(args: argparse.Namespace, work: Path) -> tuple[Path, str]:
         steps, seconds = time_boxed_fit(train_until, args.steps, seconds)
         done[stage] = (steps, seconds, rows[-1]["loss"])
         log.info(f"stage {stage}: {steps} steps in {seconds:.0f} s")
-        return latest_checkpoint(run)
+        return demo_model.last_checkpoint(run)
 
     checkpoint, _, _ = demo_model.train_stages(args.sample, work, run_stage)
     (steps1, seconds1, loss1), (steps2, seconds2, loss2) = done[1], done[2]
@@ -107,11 +107,6 @@ def quick_fit(args: argparse.Namespace, work: Path) -> tuple[Path, str]:
         steps1=steps1, seconds1=seconds1, loss1=loss1, steps2=steps2, seconds2=seconds2, loss2=loss2
     )
     return checkpoint, label
-
-
-def latest_checkpoint(run: Path) -> Path | None:
-    found = sorted((run / "checkpoint").glob("[0-9]*.pt"))
-    return found[-1] if found else None
 
 
 # ------------------------------------------------------------------------------------ animation

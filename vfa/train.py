@@ -47,9 +47,9 @@ from vfa.checkpoint import load_generator_state, read_vfa_checkpoint, save_vfa
 from vfa.dataset import MMFace4D
 from vfa.losses import VGG19_FILE, VGGPyramidLoss, distillation_losses, load_vgg19, stage1_losses
 from vfa.model import Generator
+from vfa.model.encoder import CHANNEL_DIVISORS
 
 DATASETS = ("MMFace4D", "raw")
-DIVISORS = (1, 2, 4, 8, 16)  # those that divide every width of vfa.model.CHANNELS
 LR_GAMMA = 0.2
 BETAS = (0.0, 0.99)  # the original's integer 0 ** 1 is refused by Adam on recent torch
 NUM_DISPLAYED = 4
@@ -423,9 +423,9 @@ def main(argv=None) -> int:
     for flag in ("save_freq", "display_freq", "log_freq", "lr_freq", "batch_size"):
         if getattr(args, flag) < 1:
             raise InputError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
-    if args.channel_divisor not in DIVISORS:
+    if args.channel_divisor not in CHANNEL_DIVISORS:
         raise InputError(
-            f"--channel_divisor must be one of {', '.join(map(str, DIVISORS))}, got {args.channel_divisor}"
+            f"--channel_divisor must be one of {', '.join(map(str, CHANNEL_DIVISORS))}, got {args.channel_divisor}"
         )
     distributed.start(args.device)
     try:

@@ -17,6 +17,7 @@ import torch
 from numerics import ROUNDING, assert_close
 from vfa_train_testlib import write_mmface4d, write_random_vgg19
 
+from common.errors import InputError
 from vfa.checkpoint import load_vfa, read_vfa_checkpoint
 from vfa.dataset import MMFace4D
 from vfa.losses import VGGPyramidLoss, load_vgg19
@@ -154,3 +155,9 @@ def test_torchrun_two_gloo_processes(data, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "2 process(es)" in result.stderr
     load_vfa(Generator(SIZE), tmp_path / "ddp" / "checkpoint" / "000000.pt")
+
+
+def test_a_channel_divisor_outside_the_widths_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="--channel_divisor must be one of 1, 2, 4, 8, 16, got 3"):
+        main(["--channel_divisor", "3", "--exp_path", str(tmp_path)])
+    assert not any(tmp_path.iterdir())  # refused before any work

@@ -12,15 +12,14 @@ from vfa.model.ops import ConvLayer, EqualConv2d, EqualLinear, ResBlock
 
 # Feature channels per resolution, shared by the encoder and the decoder (channel multiplier 1).
 CHANNELS = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
+CHANNEL_DIVISORS = (1, 2, 4, 8, 16)  # those that divide every width above
 
 
 def channels(divisor: int = 1) -> dict[int, int]:
     """CHANNELS divided by `divisor` (1: the official widths; larger: a narrower model of the same
-    structure, e.g. the committed demo model): 1, 2, 4, 8 or 16."""
-    if divisor < 1 or any(width % divisor for width in CHANNELS.values()):
-        raise ValueError(
-            f"channel divisor {divisor}: VFA's widths {sorted(set(CHANNELS.values()))} need 1, 2, 4, 8 or 16"
-        )
+    structure, e.g. the committed demo model), one of CHANNEL_DIVISORS."""
+    if divisor not in CHANNEL_DIVISORS:
+        raise ValueError(f"channel divisor {divisor}: one of {', '.join(map(str, CHANNEL_DIVISORS))}")
     return {res: width // divisor for res, width in CHANNELS.items()}
 
 
