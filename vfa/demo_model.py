@@ -12,7 +12,9 @@ CPU. No package ships ImageNet VGG19, so the recipes leave the perceptual terms 
 (--lambda_loss_vgg=0) and stage 1 gets an L1 term on its RGB instead (--lambda_loss_rgb_l1); the
 depth terms and stage 2's L1 terms are the original's. With no LIA.pt to start from, stage 1 also
 trains the layers the original takes from it and freezes, with its flow heads starting at zero
-(--from_scratch). The last stage-2 checkpoint, without its
+(--from_scratch), held for a warm-up and trained up to 64 px only, and half of the pairs in both
+stages are identity pairs: what keeps the flows learnable under L1 (the recipes' comments say
+why). The last stage-2 checkpoint, without its
 optimiser state and with the machine's paths dropped from its flags, becomes OUT/VFA.pt in the
 official layout, loaded strictly by `vfa.checkpoint.load_inference_generator`.
 """
@@ -113,7 +115,8 @@ def train_demo_model(sample: Path, work: Path, out: Path, steps: int | None = No
         train.main(argv)
         return last_checkpoint(work / f"stage{stage}")
 
-    for folder in ("data", "stage1", "stage2"):
+    folders = ["data", "stage1", "stage2", *(f"identity_{i}_{kind}" for i in (1, 2) for kind in ("capture", "rgbd"))]
+    for folder in folders:
         shutil.rmtree(work / folder, ignore_errors=True)  # this command's own folders from an earlier run
     checkpoint, seconds, stage1_steps = train_stages(sample, work, run_stage)
     log.info(f"stage 1 {seconds[0]:.0f} s, stage 2 {seconds[1]:.0f} s")

@@ -23,8 +23,8 @@ top; driving frame, network RGB, animated mesh front and rotated below), OUT/cro
 (the animated mesh from the front: source_2's identity with the first identity's motion),
 OUT/avatar.obj, OUT/controllers.png, OUT/driving_rgbd/, OUT/run.json (for `tools.compare_demo`:
 the cross-identity part only, since a rendered avatar in its own crop has no pixel ground truth)
-and OUT/README.txt (what produced them). On 2 free cores the demo model takes about 2 minutes
-(about 2 s per animated frame); cores shared with other work slow it several-fold.
+and OUT/README.txt (what produced them). On 2 free cores the demo model takes about 25 s
+(about 0.3 s per animated frame); cores shared with other work slow it several-fold.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ from vfa.weights import ControlWeights, controller_corners, geodesic_weights
 log = get_logger("vfa.sample_demo")
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_FRAMES = 30  # of the sample's 48: about 2 s each on 2 cores
+DEFAULT_FRAMES = 30  # of the sample's 48
 
 DEMO_LABEL = (
     "DEMO MODEL trained on the sample by `make demo-models` (recipes vfa/runs/sample_stage1.flags and "
@@ -190,7 +190,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--frames",
         type=int,
         default=DEFAULT_FRAMES,
-        help=f"animate the first N driving frames (default {DEFAULT_FRAMES}: one mouth opening, about a minute)",
+        help=f"animate the first N driving frames (default {DEFAULT_FRAMES}: one mouth opening)",
     )
     args = parser.parse_args(argv)
     if args.frames < 1:

@@ -4,8 +4,8 @@ use them. The depth is made up, not a sensor's:
 
 * face depth from 68 landmarks: the face is the ellipse fitted to the jaw line and its mirror
   image above the ear-to-ear line (the forehead); inside it the surface rises toward the viewer
-  as a dome (0.35 x the face width at the centre) plus an elongated bump along the nose
-  (0.12 x the face width); nothing outside the ellipse;
+  as a dome (0.25 x the face width at the centre) plus a narrow bump along the nose
+  (0.2 x the face width); nothing outside the ellipse;
 * an avatar: a photo cropped to its mediapipe face box as `vfa.preprocess` crops, as a textured
   heightfield: a grid of vertices over the face ellipse, each placed on the source camera's ray
   through its pixel at that depth and coloured by the photo there, so the avatar rendered from the
@@ -35,8 +35,12 @@ from vfa.render import IMAGE_SIZE, SOURCE_EYE, Camera, screen_to_world
 
 SIZE = IMAGE_SIZE  # VFA's only resolution
 FOREHEAD = 0.85  # the forehead's height as a fraction of the ear-line-to-chin height
-DOME = 0.35  # face centre's height over the ellipse rim, x the face width
-NOSE = 0.12  # nose bump, x the face width
+DOME = 0.25  # face centre's height over the ellipse rim, x the face width
+# The nose bump's height (x the face width) and its Gaussian widths (x the nose's length and width).
+# A narrow nose keeps the nearest region small: VFA maps the nearest point to -1, as the background,
+# and where the predicted depth overshoots it a controller there reads "background", is untracked,
+# and a vertex left with no tracked controller stops the whole frame's mesh motion.
+NOSE, NOSE_SPREAD = 0.2, (0.3, 0.3)
 FACE_WIDTH_M, FACE_DISTANCE_M = 0.15, 0.35  # the synthetic capture (preprocess drops depth >= 0.5 m)
 AVATAR_GRID = 192  # vertices across the avatar's view (about 22k fall inside the face)
 CAPTURE_NAME = "output"  # vfa.preprocess's --output_name
@@ -75,7 +79,8 @@ def face_height(landmarks: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np
     nose_width = np.linalg.norm(landmarks[35] - landmarks[31])
     a = (x - middle[0]) * along[0] + (y - middle[1]) * along[1]
     b = -(x - middle[0]) * along[1] + (y - middle[1]) * along[0]
-    nose = NOSE * width * np.exp(-0.5 * ((a / (0.6 * length)) ** 2 + (b / (0.45 * nose_width)) ** 2))
+    spread = NOSE_SPREAD[0] * length, NOSE_SPREAD[1] * nose_width
+    nose = NOSE * width * np.exp(-0.5 * ((a / spread[0]) ** 2 + (b / spread[1]) ** 2))
     inside = radius2 < 1
     return inside, np.where(inside, dome + nose, 0.0)
 

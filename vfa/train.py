@@ -92,9 +92,10 @@ class Losses:
         return self._scaled(distillation_losses(self.vgg_loss, teacher, student, self.lambda_l1))
 
 
-def train_step(gen, optim, batch, losses: Losses, distilling: bool, scheduler=None) -> dict[str, float]:
+def train_step(gen, optim, batch, losses: Losses, distilling: bool, scheduler=None, held=()) -> dict[str, float]:
     """One update on (source, driving) [B, C, H, W]: the losses, their sum backpropagated, an
-    optimiser step and (if given) a scheduler step. Returns every weighted term and 'loss'."""
+    optimiser step (leaving the parameters in `held` as they are) and (if given) a scheduler step.
+    Returns every weighted term and 'loss'."""
     source, driving = batch
     gen.train()
     optim.zero_grad(set_to_none=True)
@@ -105,22 +106,58 @@ def train_step(gen, optim, batch, losses: Losses, distilling: bool, scheduler=No
         terms = losses.stage1(gen(source, driving), driving)
     total = sum(terms.values())
     total.backward()
+    for parameter in held:
+        parameter.grad = None  # Adam skips a parameter without a gradient
     optim.step()
     if scheduler is not None:
         scheduler.step()
     return {"loss": total.item(), **{name: value.item() for name, value in terms.items()}}
 
 
-def start_from_scratch(gen: Generator) -> None:
-    """Stage 1 without LIA.pt (--from_scratch, ours): train the layers the original takes from LIA
-    and freezes, and start every flow head at zero weights, i.e. warps that keep the features in
-    place. Random flow heads move them by a quarter of the image, too far for the bilinear
-    sampling's local gradient to find the way back: the generator then learns to mask the warped
-    features out and renders a blur."""
-    gen.dec.requires_grad_(True)
+def start_from_scratch(gen: Generator, distilling: bool) -> None:
+    """Training without LIA.pt (--from_scratch, ours). Stage 1 trains the layers the original takes
+    from LIA and freezes, and starts every flow head at zero weights, i.e. warps that keep the
+    features in place; stage 2 starts the student's flow head at zero, i.e. the identity warp.
+    Random flow heads move by a quarter of the image or more (a random student on a small model's
+    teacher saturates its tanh: every pixel sampled from a corner), too far for the bilinear
+    sampling's local gradient to find the way back: the network then learns to mask the warped
+    image out and renders a blur, and the student's flow is useless for moving a mesh."""
     with torch.no_grad():
+        if distilling:
+            gen.student_dec.style_conv.weight.zero_()
+            return
+        gen.dec.requires_grad_(True)
         for head in gen.dec.to_flows:
             head.conv.weight.zero_()
+
+
+def fix_fine_flow_heads(gen: Generator, max_size: int) -> None:
+    """--flow_head_max_size (ours): the flow heads of the levels finer than `max_size` pixels keep
+    zero weights, so those levels warp with the coarser levels' upsampled flow and mask logits plus
+    a trained constant (the head's `bias`). Trained from scratch with L1 alone, the 128 and 256 px
+    heads drift by a quarter of the image within 500 steps while their masks close: the sharp
+    warped features lose to a blur, and the final flow, the student's input, is then no motion."""
+    for level, head in enumerate(gen.dec.to_flows):
+        if 8 * 2**level > max_size:
+            with torch.no_grad():
+                head.conv.weight.zero_()
+            head.conv.requires_grad_(False)
+
+
+def flow_head_parameters(gen: Generator) -> list[torch.nn.Parameter]:
+    """The stage-1 flow heads' weights and biases, which --flow_warmup holds."""
+    return [p for head in gen.dec.to_flows for p in (head.conv.weight, head.bias)]
+
+
+def same_frame_pairs(source: torch.Tensor, driving: torch.Tensor, probability: float, seed: int, step: int):
+    """--same_frame_prob (ours): each pair's driving frame replaced by its source with this
+    probability, drawn from numpy's generator seeded with (seed, step, 2) so a resume continues
+    the stream. The identity warp reproduces such a pair exactly, which keeps the fine levels'
+    warps in use where L1 alone (no VGG19) would let their masks close on a blur."""
+    if not probability:
+        return driving
+    same = torch.from_numpy(np.random.default_rng([seed, step, 2]).random(len(source)) < probability)
+    return torch.where(same.to(driving.device)[:, None, None, None], source, driving)
 
 
 def make_optimizer(gen: Generator, lr: float, lr_freq: int):
@@ -286,8 +323,10 @@ def train(args: argparse.Namespace, show_progress: bool | None = None) -> list[d
         distilling=args.distilling,
         channel_divisor=args.channel_divisor,
     ).to(device)
-    if args.from_scratch and not args.distilling:
-        start_from_scratch(gen)
+    if args.from_scratch:
+        start_from_scratch(gen, args.distilling)
+    if args.flow_head_max_size is not None and not args.distilling:
+        fix_fine_flow_heads(gen, args.flow_head_max_size)
     optim, scheduler = make_optimizer(gen, args.lr, args.lr_freq)
     start = resume(args.resume_ckpt, gen, optim, scheduler, args.distilling) if args.resume_ckpt else args.start_iter
     # Unused trainable parameters (the noise weights) need find_unused_parameters, as in the original.
@@ -337,8 +376,10 @@ def train(args: argparse.Namespace, show_progress: bool | None = None) -> list[d
     )
     for step in bar:
         source, driving = (t.to(device, non_blocking=True) for t in next(loader))
+        driving = same_frame_pairs(source, driving, args.same_frame_prob, args.seed + rank, step)
         lr = optim.param_groups[0]["lr"]
-        values = train_step(model, optim, (source, driving), losses, args.distilling, scheduler)
+        held = flow_head_parameters(gen) if step < args.flow_warmup and not args.distilling else ()
+        values = train_step(model, optim, (source, driving), losses, args.distilling, scheduler, held)
         rows.append({"it": step, **values})
         if writer is not None:
             bar.set_postfix(loss=f"{values['loss']:.4f}")
@@ -371,7 +412,7 @@ def recipe_line(line: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     """The original train.py's flags (same defaults) and ours: --device, --data_root, --vgg, --seed,
     --log_freq, --workers, --channel_divisor, --lambda_loss_vgg, --lambda_loss_rgb_l1,
-    --from_scratch. `@FILE`
+    --from_scratch, --flow_head_max_size, --flow_warmup, --same_frame_prob. `@FILE`
     reads flags from FILE, one '--flag=value' per line, # comments allowed (the demo model's
     recipes in vfa/runs/); later flags override it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], fromfile_prefix_chars="@")
@@ -393,7 +434,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--from_scratch",
         action="store_true",
-        help="stage 1 without LIA.pt: train the layers the original freezes, flow heads start at zero",
+        help="without LIA.pt: stage 1 trains the layers the original freezes; the flow heads start at zero",
+    )
+    parser.add_argument(
+        "--flow_head_max_size",
+        type=int,
+        default=None,
+        help="stage 1: the flow heads of finer levels keep zero weights (default: every head is trained)",
+    )
+    parser.add_argument(
+        "--flow_warmup",
+        type=int,
+        default=0,
+        help="stage 1: the flow heads are not updated for the first N steps (0, the original)",
+    )
+    parser.add_argument(
+        "--same_frame_prob",
+        type=float,
+        default=0.0,
+        help="probability of a pair whose driving frame is its source (0, the original: none)",
     )
     parser.add_argument("--lr", type=float, default=0.0002)
     parser.add_argument("--resume_ckpt", default=None, help="a checkpoint of this trainer, or LIA's / VFA's")
@@ -423,6 +482,12 @@ def main(argv=None) -> int:
     for flag in ("save_freq", "display_freq", "log_freq", "lr_freq", "batch_size"):
         if getattr(args, flag) < 1:
             raise InputError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    if args.flow_head_max_size is not None and args.flow_head_max_size < 8:
+        raise InputError(f"--flow_head_max_size must be at least 8 (the coarsest flow), got {args.flow_head_max_size}")
+    if args.flow_warmup < 0:
+        raise InputError(f"--flow_warmup must be at least 0, got {args.flow_warmup}")
+    if not 0 <= args.same_frame_prob <= 1:
+        raise InputError(f"--same_frame_prob must be between 0 and 1, got {args.same_frame_prob}")
     if args.channel_divisor not in CHANNEL_DIVISORS:
         raise InputError(
             f"--channel_divisor must be one of {', '.join(map(str, CHANNEL_DIVISORS))}, got {args.channel_divisor}"

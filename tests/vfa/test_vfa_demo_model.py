@@ -28,7 +28,10 @@ def test_the_recipes_are_vfa_train_flags():
         assert flags.lr_freq < flags.iter  # one drop of the learning rate near the end
         assert flags.lambda_loss_vgg == 0  # no ImageNet VGG19 ships in a package
     assert (stage1.lambda_loss_rgb_l1, stage2.lambda_loss_rgb_l1) == (200, 0)
-    assert stage1.from_scratch and not stage2.from_scratch  # no LIA.pt to start from
+    assert stage1.from_scratch and stage2.from_scratch  # no LIA.pt to start from
+    # the fine flows follow the 64 px one, learnt after a warm-up; half of the pairs are identity pairs
+    assert (stage1.flow_head_max_size, stage1.flow_warmup) == (64, 1000)
+    assert stage1.same_frame_prob == stage2.same_frame_prob == 0.5
     overridden = train.build_parser().parse_args([f"@{RECIPES[0]}", "--iter", "7"])
     assert overridden.iter == 7  # later flags win
 
@@ -62,6 +65,9 @@ def test_one_step_end_to_end(demo_sample, tmp_path):
     content = read_vfa_checkpoint(out / MODEL_FILE)
     load_inference_generator(out / MODEL_FILE)
     assert (content["args"].iter, content["args"].stage1_iter, content["g_optim"]) == (1, 1, None)
+    (out / MODEL_FILE).unlink()
+    main(["--sample", str(demo_sample), "--work", str(work), "--out", str(out), "--steps", "1"])  # same work folder
+    load_inference_generator(out / MODEL_FILE)
 
 
 @pytest.mark.parametrize("case", ["zero_steps", "missing_sample"])

@@ -59,7 +59,8 @@ def test_the_committed_demo_model_is_the_default(tmp_path):
     out = tmp_path / "out"
     assert sample_demo.main(["--sample", str(sample_folder()), "--out", str(out), "--frames", "1"]) == 0
     readme = (out / "README.txt").read_text()
-    assert readme.startswith("DEMO MODEL") and "controllers tracked on average, the mesh moved in" in readme
+    assert readme.startswith("DEMO MODEL")
+    assert "controllers tracked on average, the mesh moved in 1 of 1 frames" in readme  # the demo model moves it
     info = json.loads((out / "run.json").read_text())
     assert info["model"] == "demo model" and info["checkpoint"].endswith("vfa/demo_model/VFA.pt")
     assert len(list((out / "cross" / "frames").glob("*.png"))) == 1

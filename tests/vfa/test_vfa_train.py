@@ -1,6 +1,7 @@
 """vfa.train: a few steps reduce the loss in both stages, the command writes official-layout
 checkpoints that reload strictly and resumes exactly, LIA-style resume adaptation, the StepLR
-schedule, the data stream, and two gloo processes under torchrun.
+schedule, the data stream, two gloo processes under torchrun, and the flags the demo recipes add
+(--from_scratch, --flow_head_max_size, --flow_warmup, --same_frame_prob).
 
 Runs at --size 128 (the smallest size whose 1/8 pyramid level still reaches VGG's relu5_1) with
 random VGG19 weights, batch 1: about 2.5 s per step on one CPU thread."""
@@ -22,7 +23,20 @@ from vfa.checkpoint import load_vfa, read_vfa_checkpoint
 from vfa.dataset import MMFace4D
 from vfa.losses import VGGPyramidLoss, load_vgg19
 from vfa.model import Generator
-from vfa.train import Losses, StepSampler, adapt_state, main, make_optimizer, resume, train_step
+from vfa.model.synthesis import base_grid
+from vfa.train import (
+    Losses,
+    StepSampler,
+    adapt_state,
+    fix_fine_flow_heads,
+    flow_head_parameters,
+    main,
+    make_optimizer,
+    resume,
+    same_frame_pairs,
+    start_from_scratch,
+    train_step,
+)
 
 SIZE = 128
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,7 +171,76 @@ def test_torchrun_two_gloo_processes(data, tmp_path):
     load_vfa(Generator(SIZE), tmp_path / "ddp" / "checkpoint" / "000000.pt")
 
 
-def test_a_channel_divisor_outside_the_widths_is_an_input_error(tmp_path):
-    with pytest.raises(InputError, match="--channel_divisor must be one of 1, 2, 4, 8, 16, got 3"):
-        main(["--channel_divisor", "3", "--exp_path", str(tmp_path)])
+def test_from_scratch_starts_the_student_at_the_identity_warp():
+    """Stage 2 with --from_scratch: the student's flow head starts at zero weights, so its flow is
+    the base grid whatever the teacher's flow, and its mask is one half; the teacher stays frozen."""
+    torch.manual_seed(0)
+    gen = Generator(SIZE, distilling=True, channel_divisor=16)
+    start_from_scratch(gen, distilling=True)
+    source = torch.rand(1, 4, SIZE, SIZE) * 2 - 1
+    with torch.no_grad():
+        _, student = gen(source, torch.rand(1, 4, SIZE, SIZE) * 2 - 1, h_start=gen.enc.enc_motion(source), testing=True)
+    assert torch.equal(student["rgb_motion_flow"], base_grid(SIZE, SIZE, like=source))
+    assert torch.equal(student["mask"], torch.full_like(student["mask"], 0.5))
+    assert all(not p.requires_grad for p in (*gen.enc.parameters(), *gen.dec.parameters()))
+    assert gen.student_dec.style_conv.weight.requires_grad
+
+
+def test_same_frame_pairs_replace_the_driving_frame_at_the_given_rate():
+    source, driving = torch.zeros(400, 1, 1, 1), torch.ones(400, 1, 1, 1)
+    assert same_frame_pairs(source, driving, 0.0, seed=0, step=0) is driving
+    assert torch.equal(same_frame_pairs(source, driving, 1.0, seed=0, step=0), source)
+    mixed = same_frame_pairs(source, driving, 0.25, seed=0, step=7).flatten()
+    assert 0.18 < (mixed == 0).float().mean() < 0.32  # 100 expected of 400, std 8.7
+    assert torch.equal(mixed, same_frame_pairs(source, driving, 0.25, seed=0, step=7).flatten())  # resumable
+    assert not torch.equal(mixed, same_frame_pairs(source, driving, 0.25, seed=0, step=8).flatten())
+
+
+def test_flow_heads_above_the_max_size_keep_zero_weights():
+    """--flow_head_max_size 32 at 128 px: the 64 and 128 px heads' convolutions are zero and frozen
+    (their levels follow the 32 px flow plus a trained bias), the coarser heads are untouched."""
+    torch.manual_seed(0)
+    gen = Generator(SIZE, channel_divisor=16)
+    before = [head.conv.weight.clone() for head in gen.dec.to_flows]
+    fix_fine_flow_heads(gen, 32)
+    for level, head in enumerate(gen.dec.to_flows):
+        if 8 * 2**level > 32:
+            assert head.conv.weight.eq(0).all() and not head.conv.weight.requires_grad
+            assert head.bias.requires_grad
+        else:
+            assert torch.equal(head.conv.weight, before[level])
+    optim, _ = make_optimizer(gen, 2e-4, 5000)
+    trained = {id(p) for group in optim.param_groups for p in group["params"]}
+    assert id(gen.dec.to_flows[3].conv.weight) not in trained and id(gen.dec.to_flows[3].bias) in trained
+
+
+def test_held_flow_heads_stay_at_zero_while_the_rest_trains(data):
+    """--flow_warmup: during the warm-up the flow heads (zero after --from_scratch) are held, so
+    every level warps with the identity and a mask of one half, while everything else trains."""
+    torch.manual_seed(0)
+    gen = Generator(SIZE, channel_divisor=16)
+    start_from_scratch(gen, distilling=False)
+    optim, _ = make_optimizer(gen, 2e-4, 5000)
+    heads = [p.clone() for p in flow_head_parameters(gen)]
+    rgb = gen.dec.to_rgbs[-1].conv[0].weight.clone()
+    losses = Losses(None, lambda_vgg=0, lambda_rgb_l1=200)
+    train_step(gen, optim, first_batch(data[0]), losses, False, held=flow_head_parameters(gen))
+    assert all(torch.equal(a, b) for a, b in zip(heads, flow_head_parameters(gen)))
+    assert not torch.equal(rgb, gen.dec.to_rgbs[-1].conv[0].weight)
+    train_step(gen, optim, first_batch(data[0]), losses, False)  # after the warm-up they train
+    assert not torch.equal(heads[-2], flow_head_parameters(gen)[-2])
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--channel_divisor", "3", "--channel_divisor must be one of 1, 2, 4, 8, 16, got 3"),
+        ("--flow_head_max_size", "4", "--flow_head_max_size must be at least 8"),
+        ("--flow_warmup", "-1", "--flow_warmup must be at least 0, got -1"),
+        ("--same_frame_prob", "1.5", "--same_frame_prob must be between 0 and 1, got 1.5"),
+    ],
+)
+def test_flags_out_of_range_are_input_errors(tmp_path, flag, value, message):
+    with pytest.raises(InputError, match=message):
+        main([flag, value, "--exp_path", str(tmp_path)])
     assert not any(tmp_path.iterdir())  # refused before any work
