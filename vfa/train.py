@@ -134,9 +134,10 @@ def start_from_scratch(gen: Generator, distilling: bool) -> None:
 def fix_fine_flow_heads(gen: Generator, max_size: int) -> None:
     """--flow_head_max_size (ours): the flow heads of the levels finer than `max_size` pixels keep
     zero weights, so those levels warp with the coarser levels' upsampled flow and mask logits plus
-    a trained constant (the head's `bias`). Trained from scratch with L1 alone, the 128 and 256 px
-    heads drift by a quarter of the image within 500 steps while their masks close: the sharp
-    warped features lose to a blur, and the final flow, the student's input, is then no motion."""
+    a trained constant (the head's `bias`). Measured on the demo recipe from scratch with L1 alone:
+    within 500 steps the 128 and 256 px heads drifted by a quarter of the image and their masks
+    closed, so the final flow, the student's input, carried no motion (with them fixed, the 64 px
+    head drifted the same way until --flow_warmup held the heads while the rest learnt)."""
     for level, head in enumerate(gen.dec.to_flows):
         if 8 * 2**level > max_size:
             with torch.no_grad():
@@ -152,8 +153,8 @@ def flow_head_parameters(gen: Generator) -> list[torch.nn.Parameter]:
 def same_frame_pairs(source: torch.Tensor, driving: torch.Tensor, probability: float, seed: int, step: int):
     """--same_frame_prob (ours): each pair's driving frame replaced by its source with this
     probability, drawn from numpy's generator seeded with (seed, step, 2) so a resume continues
-    the stream. The identity warp reproduces such a pair exactly, which keeps the fine levels'
-    warps in use where L1 alone (no VGG19) would let their masks close on a blur."""
+    the stream. Only the identity warp reproduces such a pair exactly: an anchor for the flows of
+    a model trained from scratch (the demo recipes use 0.5)."""
     if not probability:
         return driving
     same = torch.from_numpy(np.random.default_rng([seed, step, 2]).random(len(source)) < probability)
