@@ -23,6 +23,15 @@ class CheckpointMismatchError(InputError):
     """A checkpoint does not match the model it is loaded into."""
 
 
+def require_at_least_one(args, *flags: str) -> None:
+    """An InputError `--FLAG must be at least 1, got N` for the first of `flags` (attribute names of
+    the parsed `args`) that is set (not None) and below 1."""
+    for flag in flags:
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise InputError(f"--{flag} must be at least 1, got {value}")
+
+
 def cli_main(main: Callable[..., int | None]) -> Callable[..., int | None]:
     """Wrap a CLI entry point: an `InputError` becomes `error: <message>` on stderr and exit 2.
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from common.errors import InputError
+from common.errors import InputError, require_at_least_one
 from common.sample import SampleFrame, add_sample_arguments, sample_frames
 
 MODEL_KINDS = ("official", "demo model", "quick fit")
@@ -50,8 +50,7 @@ def start_demo(args: argparse.Namespace) -> list[SampleFrame]:
     """Check everything a demo step reads before any work (the sample's frames, the quick-fit
     settings) with one-line errors, then create the output folder; returns the sample's frames."""
     frames = sample_frames(args.sample)
-    if args.steps < 1:
-        raise InputError(f"--steps must be at least 1, got {args.steps}")
+    require_at_least_one(args, "steps")
     if args.max_seconds <= 0:
         raise InputError(f"--max_seconds must be positive, got {args.max_seconds}")
     args.out.mkdir(parents=True, exist_ok=True)

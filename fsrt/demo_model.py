@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from common.checkpoint import save_checkpoint
-from common.errors import InputError, cli_main
+from common.errors import InputError, cli_main, require_at_least_one
 from common.image import read_image, write_image
 from common.progress import get_logger
 from common.sample import SampleFrame, require, sample_frames, second_identity_frames, training_count
@@ -199,9 +199,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 @cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
-    for flag in ("steps", "detector_steps"):
-        if getattr(args, flag) is not None and getattr(args, flag) < 1:
-            raise InputError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    require_at_least_one(args, "steps", "detector_steps")
     training_clips(args.sample)  # one-line errors for a missing or incomplete sample before any work
     if args.work is not None:
         if args.work.exists() and any(args.work.iterdir()):

@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common.errors import InputError, cli_main
+from common.errors import InputError, cli_main, require_at_least_one
 from common.progress import get_logger
 from common.sample import SampleFrame, require, sample_frames, second_identity_frames, training_count
 from common.sample_demo import demo_model_parser, in_work_folder
@@ -103,8 +103,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 @cli_main
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if args.steps is not None and args.steps < 1:
-        raise InputError(f"--steps must be at least 1, got {args.steps}")
+    require_at_least_one(args, "steps")
     sample_frames(args.sample)  # a missing sample is a one-line error before any work
     in_work_folder(
         args.work, "fsth_demo_model_", lambda work: train_demo_model(args.sample, work, args.out, args.steps)

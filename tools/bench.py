@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from common.bench import BenchRow, matmul_peak_gflops, read_rows_json
-from common.errors import InputError, cli_main
+from common.errors import InputError, cli_main, require_at_least_one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,8 +223,7 @@ def parse_args(argv) -> argparse.Namespace:
             f"choose from {', '.join(BENCHES)}"
         )
     args.names = list(dict.fromkeys(names))
-    if args.threads is not None and args.threads < 1:
-        raise InputError(f"--threads must be at least 1, got {args.threads}")
+    require_at_least_one(args, "threads")
     if args.timeout <= 0 or args.matmul_size < 1:
         raise InputError("--timeout and --matmul_size must be positive")
     args.out = Path(args.out)

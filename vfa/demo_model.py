@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common.errors import InputError, cli_main
+from common.errors import InputError, cli_main, require_at_least_one
 from common.progress import get_logger
 from common.sample import require, sample_frames, second_identity_frames, training_count
 from common.sample_demo import demo_model_parser, in_work_folder
@@ -136,8 +136,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 @cli_main
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if args.steps is not None and args.steps < 1:
-        raise InputError(f"--steps must be at least 1, got {args.steps}")
+    require_at_least_one(args, "steps")
     require(args.sample / "source_2.png", args.sample)  # a missing sample is a one-line error before any work
     second_identity_frames(args.sample)
     in_work_folder(args.work, "vfa_demo_model_", lambda work: train_demo_model(args.sample, work, args.out, args.steps))

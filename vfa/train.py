@@ -40,7 +40,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from common import distributed
 from common.checkpoint import load_checkpoint, save_checkpoint
-from common.errors import InputError, cli_main
+from common.errors import InputError, cli_main, require_at_least_one
 from common.progress import get_logger, progress
 from common.runlog import RunLog
 from vfa.checkpoint import load_generator_state, read_vfa_checkpoint, save_vfa
@@ -480,9 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    for flag in ("save_freq", "display_freq", "log_freq", "lr_freq", "batch_size"):
-        if getattr(args, flag) < 1:
-            raise InputError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    require_at_least_one(args, "save_freq", "display_freq", "log_freq", "lr_freq", "batch_size")
     if args.flow_head_max_size is not None and args.flow_head_max_size < 8:
         raise InputError(f"--flow_head_max_size must be at least 8 (the coarsest flow), got {args.flow_head_max_size}")
     if args.flow_warmup < 0:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.errors import InputError, cli_main
+from common.errors import InputError, cli_main, require_at_least_one
 from common.image import read_image, write_image
 from common.progress import get_logger
 from common.sample import require, sample_frames, training_count
@@ -219,9 +219,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 @cli_main
 def main(argv=None) -> None:
     args = parse_args(argv)
-    for flag in ("stage1_steps", "stage2_steps"):
-        if getattr(args, flag) < 1:
-            raise InputError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    require_at_least_one(args, "stage1_steps", "stage2_steps")
     sample_frames(args.sample)  # a missing sample is a one-line error before any work
     in_work_folder(
         args.work,
