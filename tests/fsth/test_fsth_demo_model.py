@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from cli_testlib import one_line_error
 from numerics import ROUNDING, assert_close
 
 from common.image import list_images
@@ -44,12 +45,7 @@ def test_bad_input_is_a_one_line_error(case, demo_sample, tmp_path, capsys):
     sample = tmp_path / "nope" if case == "missing_sample" else demo_sample
     argv = ["--sample", str(sample), "--out", str(tmp_path / "out")]
     argv += ["--steps", "0"] if case == "zero_steps" else []
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error:") and "\n" not in err
-    assert ("--steps" if case == "zero_steps" else "make_sample_data") in err
+    one_line_error(capsys, main, argv, "--steps" if case == "zero_steps" else "make_sample_data")
     assert not (tmp_path / "out").exists()
 
 

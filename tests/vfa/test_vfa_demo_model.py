@@ -1,6 +1,7 @@
 """vfa.demo_model: the committed demo model, the recipes, and both stages end to end for one step."""
 
 import pytest
+from cli_testlib import one_line_error
 
 from common.sample import training_count
 from common.video import read_depth_video, read_video
@@ -75,10 +76,5 @@ def test_bad_input_is_a_one_line_error(case, demo_sample, tmp_path, capsys):
     sample = tmp_path / "nope" if case == "missing_sample" else demo_sample
     argv = ["--sample", str(sample), "--out", str(tmp_path / "out")]
     argv += ["--steps", "0"] if case == "zero_steps" else []
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error:") and "\n" not in err
-    assert ("--steps" if case == "zero_steps" else "make_sample_data") in err
+    one_line_error(capsys, main, argv, "--steps" if case == "zero_steps" else "make_sample_data")
     assert not (tmp_path / "out").exists()

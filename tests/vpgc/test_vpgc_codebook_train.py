@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_testlib import one_line_error
 from numerics import ROUNDING, assert_close
 from vpgc_testlib import make_subject, own_cell_nearest
 
@@ -163,15 +164,6 @@ def test_commands_end_to_end(subject, lpips_file, tmp_path):
     info = video_info(out / "Sub" / "Sub.mp4")
     assert (info.fps, info.frames) == (60, 6)
     assert [p.name for p in out.iterdir()] == ["Sub"]  # no work folder left behind
-
-
-def one_line_error(capsys, main, argv, *needles):
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1, err
-    for needle in needles:
-        assert needle in err
 
 
 def test_lpips_from_torchvision_vgg16_and_taming_lin_files(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from cli_testlib import one_line_error
 from vpgc_testlib import make_subject, own_cell_soft
 
 from common.image import read_image, write_image
@@ -121,7 +122,7 @@ def test_bf16_frames_agree_with_float32_and_fp16_needs_a_gpu(files, tmp_path, ca
     # truncate, so any move can cross a level). 35 dB and 24 levels leave room for other kernels;
     # a layer that breaks in bfloat16 falls far below. Not equal: the flag changed the arithmetic.
     assert 35 < agreement["psnr_db"] < float("inf") and agreement["max_levels"] <= 24, agreement
-    one_line_error(capsys, command(files, tmp_path / "fp16", "--precision", "fp16"), "fp16")
+    one_line_error(capsys, reenact_test.main, command(files, tmp_path / "fp16", "--precision", "fp16"), "fp16")
     assert not (tmp_path / "fp16").exists()
 
 
@@ -142,23 +143,20 @@ def test_demo_with_heatmaps_and_retargeted_landmarks(files, tmp_path):
     assert len(list((tmp_path / "out" / "Cross" / "images").glob("*.png"))) == 6
 
 
-def one_line_error(capsys, argv, *needles):
-    with pytest.raises(SystemExit) as exit_info:
-        reenact_test.main(argv)
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1, err
-    for needle in needles:
-        assert needle in err
-
-
 def test_bad_inputs_are_one_line_errors_without_output(files, tmp_path, capsys):
     out = tmp_path / "out"
     missing = tmp_path / "Enc_00161851.ckpt"
-    one_line_error(capsys, command(files, out, "--encoder_path", str(missing)), str(missing), "SharePoint")
-    one_line_error(capsys, command(files, out, "--encoder_path", str(files["stage1"])), "stage-1", "Enc_")
+    one_line_error(
+        capsys, reenact_test.main, command(files, out, "--encoder_path", str(missing)), str(missing), "SharePoint"
+    )
+    one_line_error(
+        capsys, reenact_test.main, command(files, out, "--encoder_path", str(files["stage1"])), "stage-1", "Enc_"
+    )
     bad_config = tmp_path / "bad.yaml"
     bad_config.write_text(TINY_YAML.replace("num_res_blocks", "num_res_block"))
-    one_line_error(capsys, command(files, out, "--model_base", str(bad_config)), "unknown key", "num_res_blocks")
-    one_line_error(capsys, command(files, out, "--retarget"), "--driving_ldmks")
-    one_line_error(capsys, command(files, out, "--landmark_ch", "64"), "does not match")
+    one_line_error(
+        capsys, reenact_test.main, command(files, out, "--model_base", str(bad_config)), "unknown key", "num_res_blocks"
+    )
+    one_line_error(capsys, reenact_test.main, command(files, out, "--retarget"), "--driving_ldmks")
+    one_line_error(capsys, reenact_test.main, command(files, out, "--landmark_ch", "64"), "does not match")
     assert not out.exists()

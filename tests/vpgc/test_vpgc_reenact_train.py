@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_testlib import one_line_error
 from numerics import ROUNDING, assert_close
 from vpgc_testlib import make_subject, own_cell_soft
 
@@ -110,24 +111,15 @@ def test_ttur_and_boolean_flags():
     assert abs(weights.std().item() - 0.02) < 0.002  # init_net: N(0, 0.02)
 
 
-def one_line_error(capsys, argv, *needles):
-    with pytest.raises(SystemExit) as exit_info:
-        reenact_train.main(argv)
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1, err
-    for needle in needles:
-        assert needle in err
-
-
 def test_bad_inputs_are_one_line_errors(subject, stage1, tmp_path, capsys):
     missing = tmp_path / "N-Step-Checkpoint_19_120000.ckpt"
     args = options(subject, stage1, tmp_path / "out")
-    one_line_error(capsys, [*args, "--load_path", str(missing)], str(missing), "SharePoint")
-    one_line_error(capsys, [*args, "--batch_internal", "8"], "--batch_internal")
-    one_line_error(capsys, [*args, "--mean_codebook", "False"], "--mean_codebook")
+    one_line_error(capsys, reenact_train.main, [*args, "--load_path", str(missing)], str(missing), "SharePoint")
+    one_line_error(capsys, reenact_train.main, [*args, "--batch_internal", "8"], "--batch_internal")
+    one_line_error(capsys, reenact_train.main, [*args, "--mean_codebook", "False"], "--mean_codebook")
     bad = tmp_path / "bad"
     for kind in ("images", "ldmks"):
         shutil.copytree(subject / kind / "train", bad / kind / "train")
     (bad / "ldmks" / "train" / "00007.txt").unlink()
-    one_line_error(capsys, [*args, "--data_root", str(bad)], "8 images but", "7 landmark files")
+    one_line_error(capsys, reenact_train.main, [*args, "--data_root", str(bad)], "8 images but", "7 landmark files")
     assert not (tmp_path / "out").exists()
