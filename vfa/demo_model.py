@@ -49,10 +49,13 @@ def write_training_set(sample: Path, work: Path) -> Path:
     """work/data/MMFace4D/identity_{1,2}/ from both identities' training frames; returns work/data."""
     clips = (("identity_1", sample_frames(sample)[1:]), ("identity_2", second_identity_frames(sample)))
     root = work / "data"
+    shutil.rmtree(root, ignore_errors=True)  # from an earlier run in the same work folder
     for person, frames in clips:
         trained = frames[: training_count(len(frames))]
         images, landmarks = sample_images([(f.image, f.landmarks) for f in trained], sample)
-        colour_path = write_driving_rgbd(images, landmarks, work / f"{person}_capture", work / f"{person}_rgbd")
+        capture = work / f"{person}_capture"
+        shutil.rmtree(capture, ignore_errors=True)
+        colour_path = write_driving_rgbd(images, landmarks, capture, work / f"{person}_rgbd")
         write_clip_copies(root, person, colour_path, CLIP_COPIES)
     return root
 
@@ -115,9 +118,8 @@ def train_demo_model(sample: Path, work: Path, out: Path, steps: int | None = No
         train.main(argv)
         return last_checkpoint(work / f"stage{stage}")
 
-    folders = ["data", "stage1", "stage2", *(f"identity_{i}_{kind}" for i in (1, 2) for kind in ("capture", "rgbd"))]
-    for folder in folders:
-        shutil.rmtree(work / folder, ignore_errors=True)  # this command's own folders from an earlier run
+    for folder in ("stage1", "stage2"):
+        shutil.rmtree(work / folder, ignore_errors=True)  # runs from an earlier call in the same work folder
     checkpoint, seconds, stage1_steps = train_stages(sample, work, run_stage)
     log.info(f"stage 1 {seconds[0]:.0f} s, stage 2 {seconds[1]:.0f} s")
     model = export(checkpoint, out, stage1_steps)
