@@ -37,6 +37,7 @@ from pathlib import Path
 
 from common.bench import BenchRow, matmul_peak_gflops, read_rows_json
 from common.errors import InputError, cli_main, require_at_least_one
+from common.precision import native_bf16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,7 +164,7 @@ def markdown(rows: list[dict], records: dict, peaks: dict, machine: dict, scalin
         "# Benchmarks",
         "",
         f"{machine['date']}, {machine['processor']}, {machine['threads']} threads, torch {machine['torch']}, "
-        f"{'--quick' if machine['quick'] else 'full run'}.",
+        f"{'--quick' if machine['quick'] else 'full run'}; bfloat16 instructions: {BF16_SAID[machine['native_bf16']]}.",
         "",
         f"Machine limit ({size}x{size} matrix product, best of 5): {limits}.",
         "GFLOP counts the dominant forward's matrix products and convolutions (2 per multiply-add); "
@@ -193,6 +194,9 @@ def markdown(rows: list[dict], records: dict, peaks: dict, machine: dict, scalin
         said = scaling.get("error") or "[scaling.md](scaling.md), [scaling.png](scaling.png), scaling.json"
         lines += ["", f"Scaling with the work: `{scaling['command']}` ({scaling['seconds']:.0f} s): {said}"]
     return "\n".join(lines) + "\n"
+
+
+BF16_SAID = {True: "yes", False: "no (bf16 is emulated: slower than float32)", None: "unknown"}
 
 
 def processor_name() -> str:
@@ -260,6 +264,7 @@ def main(argv=None) -> int:
     machine = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "processor": processor_name(),
+        "native_bf16": native_bf16(),
         "threads": threads,
         "torch": torch.__version__,
         "quick": args.quick,

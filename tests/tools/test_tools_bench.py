@@ -60,6 +60,8 @@ def test_one_table_with_each_failure_as_a_row(tmp_path, fake_benches, capsys):
     table = (out / "bench.md").read_text()
     assert "| ok | forward per frame | 0.5 | frame | 100 | 10.0 | 20.0 |" in table
     assert "a \\| b" in table and "timed out after 3 s" in table
+    said = bench.BF16_SAID[report["machine"]["native_bf16"]]
+    assert f"bfloat16 instructions: {said}." in table  # whether --precision bf16 can pay on this CPU
     assert (out / "raw" / "fails.log").read_text().startswith("some progress")
     assert "[4/4] hangs" in capsys.readouterr().err
 
