@@ -2,12 +2,13 @@
 
 Rows: the keypoint detector + expression encoder on the sources, the encoder (once per source
 set), the decoder per 256x256 frame as the demo runs it (pixel codes cached, `--max_num_pixels`
-chunks), and `FSRTTrainer.train_step` (forward, backward, Adam) on random frames at each training
-phase: 4096 random target pixels (phase 1), a 128x128 sub-grid with gradients plus the other
-49152 pixels without (phase 2; the perceptual loss is left out, it needs VGG weights), and phase 2
-plus the discriminator and its update (phase 3). Peak memory is the process's resident peak so
-far on CPU (it never goes down), the stage's allocator peak on GPU. `--json OUT` also writes them as
-common.bench rows, the decoder's with its counted GFLOP per frame.
+chunks), and `FSRTTrainer.train_step` (forward, backward, Adam; its GFLOP counted on one extra
+step) on random frames at each training phase: 4096 random target pixels (phase 1), a 128x128
+sub-grid with gradients plus the other 49152 pixels without (phase 2; the perceptual loss is left
+out, it needs VGG weights), and phase 2 plus the discriminator and its update (phase 3). Peak
+memory is the process's resident peak so far on CPU (it never goes down), the stage's allocator
+peak on GPU. `--json OUT` also writes them as common.bench rows, the decoder's with its counted
+GFLOP per frame.
 
 `--precisions fp32 bf16` (the CPU default; fp32 fp16 on a GPU) times the encoder and the decoder
 again under autocast (`common.precision`) and notes the speed-up and how far the frame moved. Random
@@ -228,7 +229,8 @@ def main(argv=None) -> int:
         what = {1: f"{cfg['data']['num_pixels_phase1']} px", 2: "16384 + 49152 px", 3: "phase 2 + GAN"}[phase]
         rows.append((f"train step phase {phase}, batch {opt.batch} ({what}): {1000 / ms:.3f} steps/s", ms, mib))
         label = f"train step phase {phase}, batch {opt.batch} ({what})"
-        standard.append(BenchRow("fsrt", label, "training", ms / 1000, "step", mib, device=device))
+        gflop = count_flops(step) / 1e9  # one more step: forward and backward products, for the share of peak
+        standard.append(BenchRow("fsrt", label, "training", ms / 1000, "step", mib, gflop, device=device))
 
     comparisons = bench_original.compare(original, opt.config, SIZE, opt.rounds) if opt.original else []
     if comparisons:

@@ -18,7 +18,8 @@ and the fp32 model's weights and inputs, the precisions taking turns in each ite
 Random weights are more sensitive to rounding than trained ones, so these agreements are pessimistic.
 `--original DIR` times a checkout of the original beside ours instead (`lsr.bench_original`).
 Prints a table and the process's peak resident memory (`--json`: also as common.bench rows, the
-inference rows with the GFLOP of the traced per-frame forward, `graph_gflop`). A measurement, not a test.
+inference rows with the GFLOP of the traced per-frame forward, `graph_gflop`, the training row
+with that of the traced step). A measurement, not a test.
 """
 
 from __future__ import annotations
@@ -76,7 +77,15 @@ def _timed(fn, iters: int) -> float:
 
 # The op types whose FLOPs are counted: matrix products and convolutions, as common.bench.count_flops
 # counts them on the torch side (element-wise work left out).
-COUNTED_OPS = ["Conv2D", "Conv2DBackpropInput", "DepthwiseConv2dNative", "MatMul", "BatchMatMul.*", "Einsum"]
+COUNTED_OPS = [
+    "Conv2D",
+    "Conv2DBackpropInput",
+    "Conv2DBackpropFilter",
+    "DepthwiseConv2dNative",
+    "MatMul",
+    "BatchMatMul.*",
+    "Einsum",
+]
 
 
 def graph_gflop(concrete_function) -> float:
@@ -150,7 +159,8 @@ def precision_note(fp32_seconds: float, seconds: float, fp32_frames, frames) -> 
     )
 
 
-def bench_train(size: int, batch_size: int, iters: int) -> float:
+def bench_train(size: int, batch_size: int, iters: int) -> tuple[float, float]:
+    """(steps per second, GFLOP of the step's graph: forward, both tapes' gradients)."""
     # The VGG19 / VGG-Face weights are not shipped: their perceptual losses are off.
     config = options.default_config(
         train_resolution=size, batch_size=batch_size, w_loss_vgg=0, w_loss_vgg_face_recon=0, w_loss_identity=0
@@ -168,7 +178,8 @@ def bench_train(size: int, batch_size: int, iters: int) -> float:
     step = engine.make_train_step(
         model, losses, strategy, batch_size, engine.variables_to_train(model, finetuning=False)
     )
-    return 1 / _timed(lambda: float(step(batch)[0]["loss_g"]), iters)
+    rate = 1 / _timed(lambda: float(step(batch)[0]["loss_g"]), iters)
+    return rate, graph_gflop(step.get_concrete_function(batch))
 
 
 @cli_main
@@ -216,10 +227,12 @@ def main(argv=None) -> int:
             print(f"{rows[-1][0]:<36s} {rows[-1][1]}", flush=True)
             standard.append(BenchRow("lsr", label, "inference", seconds, "frame", _peak_mib(), gflop, notes, where))
     if not args.skip_train:
-        rate = bench_train(args.resolution, args.batch_size, args.iters)
+        rate, train_gflop = bench_train(args.resolution, args.batch_size, args.iters)
         rows.append((f"train step (batch {args.batch_size}, K=4)", f"{rate:9.3f} steps/s"))
         print(f"{rows[-1][0]:<36s} {rows[-1][1]}", flush=True)
-        standard.append(BenchRow("lsr", rows[-1][0], "training", 1 / rate, "step", _peak_mib(), device=where))
+        standard.append(
+            BenchRow("lsr", rows[-1][0], "training", 1 / rate, "step", _peak_mib(), train_gflop, device=where)
+        )
     peak = _peak_mib()
     rows.append(("peak resident memory", f"{peak:9.0f} MiB"))
     if args.json:

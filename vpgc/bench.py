@@ -5,7 +5,7 @@ hard grid quantiser alone, stage-2 inference per frame (landmark maps -> frames 
 `Reenactor.render_windows`: landmark encoder, PriorTrans, soft lookup, post_quant_conv, decoder),
 and one training step of each stage (stage 1: generator and discriminator steps with LPIPS on 4
 frames, `--stage1_train_frames` fewer where memory is short; stage 2: one iteration of
-`vpgc.reenact.train`) as steps per second. Each stage runs in a
+`vpgc.reenact.train`, its GFLOP counted on one more) as steps per second. Each stage runs in a
 fresh process (spawn) whose resident peak is the stage's peak (ru_maxrss never goes down; on CUDA
 the allocator's peak); `baseline` is that process's peak before the timed work (torch + weights).
 
@@ -13,7 +13,8 @@ the allocator's peak); `baseline` is that process's peak before the timed work (
 Reenactment modules in child processes with runtime shims only (`original_modules`), loads the same
 weights, and times its stage-2 inference part by part alternately with ours (best of N each),
 reporting max|ours - original| / max|original|; it also compares the stage-1 hard indices of one
-batch. The original's hard lookup materialises four [4, 256, 64, 4096, 4] float32 tensors (16 GiB)
+batch, and times its stage-2 training iteration (`GridFormer7_Model.optimize_parameters`) beside
+ours (`compare_stage2_training`). The original's hard lookup materialises four [4, 256, 64, 4096, 4] float32 tensors (16 GiB)
 for one batch, so it runs on slices of 16 cells (each cell computed by its own code) and its
 full-batch memory is given analytically and as 16x the measured increase for one slice.
 
@@ -243,8 +244,9 @@ def stage2_train_step(opt, state: dict) -> dict:
     size = stage1_ddconfig(opt.tiny)["resolution"]
     maps, images = (make_windows(size).float() / 255).to(opt.device), make_frames(size).to(opt.device)
     state["baseline_mib"] = peak_mib(opt.device)
-    seconds, _ = best_of(lambda: train_step((encoder, imp), optimizers, vq, maps, images), opt.repeats, opt.device)
-    return {"seconds": seconds}
+    step = functools.partial(train_step, (encoder, imp), optimizers, vq, maps, images)
+    seconds, _ = best_of(step, opt.repeats, opt.device)
+    return {"seconds": seconds, "gflop": count_flops(step) / 1e9}  # counted on one more step
 
 
 # ------------------------------------------------------------------------------------------ the original
@@ -286,8 +288,9 @@ def _missing(name: str) -> bool:
 def original_modules(root: str) -> types.SimpleNamespace:
     """Import the original's Reenactment code here, with runtime shims only (no file edited): `.cuda()`
     returns its tensor or module; `np.float` is `float`; where pytorch_lightning or scikit-learn are not
-    installed, a `LightningModule` = `nn.Module` stub and `GridNeighbours`. Its loss module is never
-    built (LPIPS would need torchvision), so nothing else is needed."""
+    installed, a `LightningModule` = `nn.Module` stub and `GridNeighbours`; where torchvision or
+    easydict are not, empty stand-ins (the stage-2 trainer's modules import them for code not run
+    here). Its loss module is never built (LPIPS would need torchvision), so nothing else is needed."""
     import torch
 
     reenactment = Path(root) / "Reenactment"
@@ -304,6 +307,12 @@ def original_modules(root: str) -> types.SimpleNamespace:
     if _missing("sklearn"):
         _stub("sklearn")
         _stub("sklearn.neighbors", NearestNeighbors=GridNeighbours)
+    # imported at the top of its stage-2 trainer's modules, used only by code no bench calls (its VGG
+    # loss, its __init__'s config reading)
+    if _missing("torchvision"):
+        _stub("torchvision", models=types.SimpleNamespace())
+    if _missing("easydict"):
+        _stub("easydict", EasyDict=dict)
     sys.path.insert(0, str(reenactment))
     spec = importlib.util.spec_from_file_location("vpgc_original_prior", reenactment / "models" / "seq_prior_final.py")
     prior = importlib.util.module_from_spec(spec)
@@ -460,6 +469,72 @@ def compare_stage2(opt, state: dict) -> dict:
     return {"parts": best, "relative_difference": relative_difference(images["ours"], images["original"])}
 
 
+def original_stage2_trainer(original, vq, encoder, imp, tiny: bool):
+    """The original's `GridFormer7_Model` (isTrain, mean_codebook, Adam(Encoder, 5e-4), Adam(Imp, 1e-4),
+    betas (0.5, 0.999)) holding copies of our networks. Its `__init__` reads a checkpoint and a config
+    and moves everything to CUDA, so the instance is assembled here with what that `__init__` builds
+    (its VQ with requires_grad on, as there); its own `forward`, `backward_G` and
+    `optimize_parameters` then run unchanged."""
+    import torch
+
+    grid = importlib.import_module("models.grid_seq_final")
+    model = grid.GridFormer7_Model.__new__(grid.GridFormer7_Model)
+    torch.nn.Module.__init__(model)
+    model.opt = types.SimpleNamespace(lambda_L1=100, batch_internal=FRAMES)
+    model.VQ = original_stage1(original, vq, stage1_ddconfig(tiny)).train()
+    model.Encoder = original.model.Encoder(**landmark_config(tiny), double_z=False)
+    model.Encoder.load_state_dict(encoder.state_dict(), strict=True)
+    model.Imp = original.prior.PriorTrans(batch_size=FRAMES, dim=256, depth=4, heads=4, mlp_dim=256, dropout=0.1)
+    model.Imp.load_state_dict(imp.state_dict(), strict=True)
+    model.codebook = torch.mean(model.VQ.quantize.embedding, 1).unsqueeze(0).repeat(FRAMES, 1, 1)
+    model.loss_names_G = ["Feature", "Color", "Temporal"]
+    model.criterionL1 = torch.nn.L1Loss()
+    model.optimizer_E = torch.optim.Adam(model.Encoder.parameters(), lr=5e-4, betas=(0.5, 0.999))
+    model.optimizer_I = torch.optim.Adam(model.Imp.parameters(), lr=1e-4, betas=(0.5, 0.999))
+    return model
+
+
+def compare_stage2_training(opt, state: dict) -> dict:
+    """One stage-2 training iteration, ours (`vpgc.reenact.train.train_step`) and the original's
+    `optimize_parameters`, on the same weights and 4 frames, alternately, best of `repeats` each after
+    one untimed step each. Both draw the transformer's dropout from the same seed on their first step,
+    whose losses are compared. The original also decodes its prediction (the logged Color loss) and
+    keeps the stage-1 encoder in autograd; ours computes what its optimisers use."""
+    import torch
+
+    from vpgc.reenact.train import make_optimizers, train_step
+
+    original = original_modules(opt.original)
+    vq = stage1_model(opt.tiny).eval().requires_grad_(False)
+    encoder, imp = stage2_networks(opt.tiny)
+    theirs = original_stage2_trainer(original, vq, encoder, imp, opt.tiny)
+    optimizers = make_optimizers(encoder, imp)
+    size = stage1_ddconfig(opt.tiny)["resolution"]
+    maps, images = make_windows(size).float() / 255, make_frames(size)
+    theirs.feature_map, theirs.tgt_image = maps, images  # what its set_input leaves for a 4-frame batch
+
+    def their_step():
+        theirs.feature_map = maps  # its forward replaces the input with the encoder's output
+        theirs.optimize_parameters()
+        return float(theirs.loss_G.detach())
+
+    sides = {
+        "ours": lambda: train_step((encoder, imp), optimizers, vq, maps, images)["loss"],
+        "original": their_step,
+    }
+    losses = {}
+    for side, step in sides.items():
+        torch.manual_seed(0)
+        losses[side] = step()
+    best = dict.fromkeys(sides, math.inf)
+    for repeat in range(opt.repeats):
+        for side, step in sorted(sides.items(), reverse=repeat % 2 == 1):
+            seconds, _ = best_of(step, 1, "cpu")
+            best[side] = min(best[side], seconds)
+    difference = abs(losses["ours"] - losses["original"]) / abs(losses["original"])
+    return {**best, "losses": losses, "relative_difference": difference}
+
+
 STAGES = {
     "stage1_forward": stage1_forward,
     "hard_quantiser": hard_quantiser,
@@ -469,6 +544,7 @@ STAGES = {
     "original_hard": original_hard,
     "original_stage1_indices": original_stage1_indices,
     "compare_stage2": compare_stage2,
+    "compare_stage2_training": compare_stage2_training,
 }
 
 
@@ -552,6 +628,13 @@ def build_rows(results: dict) -> list[dict]:
         steps = 1 / result["seconds"] if "seconds" in result else None
         note = result.get("error", f"{fixed(result.get('seconds'), 1)} s per step; " + _baseline(result))
         rows.append(_row(label, steps, unit="steps/s", peak=result.get("peak_mib"), note=note))
+    training = results.get("compare_stage2_training")
+    if training and "error" in training:
+        rows.append(_row("stage-2 training step beside the original", note=training["error"]))
+    elif training:
+        note = f"first step's loss: |ours - original| / |original| = {training['relative_difference']:.1e}"
+        label = "stage-2 training step beside the original"
+        rows.append(_row(label, training["ours"], training["original"], note=note))
     return rows
 
 
@@ -623,6 +706,8 @@ def main(argv=None) -> int:
     results["stage1_forward"].pop("indices", None)
     for name in ("stage1_train_step", "stage2_train_step"):
         results[name] = run_stage(name, opt)
+    if opt.original:
+        results["compare_stage2_training"] = run_stage("compare_stage2_training", opt)
 
     import torch
 
