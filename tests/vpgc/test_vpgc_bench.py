@@ -3,12 +3,19 @@ exactly what the literal formulas compute."""
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
 import re
+import subprocess
+import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from numerics import ROUNDING
+from originals import original_git
 from vpgc_testlib import SMALL_DDCONFIG, make_frames
 
 from vpgc import bench
@@ -44,11 +51,17 @@ def test_tiny_bench_writes_every_row(tmp_path, capsys):
     assert float(match[2]) > 30, reduced
 
 
+TIMED = {"seconds": 2.0, "peak_mib": 10.0, "baseline_mib": 5.0}
+TIMED_RESULTS = {
+    **{name: TIMED for name in ("stage1_forward", "hard_quantiser", "stage1_train_step", "stage2_train_step")},
+    "stage1_train_frames": 4,
+    "stage2_inference": dict(TIMED, gflop=3.0),
+}
+
+
 def test_reduced_precision_rows_only_when_measured():
     """`--precisions fp32` gives no "precisions" results, and so exactly the fp32 rows."""
-    timed = {"seconds": 2.0, "peak_mib": 10.0, "baseline_mib": 5.0}
-    results = {name: dict(timed) for name in ("stage1_forward", "hard_quantiser", "stage2_train_step")}
-    results.update(stage1_train_step=dict(timed), stage1_train_frames=4, stage2_inference=dict(timed, gflop=3.0))
+    results = {name: dict(value) if isinstance(value, dict) else value for name, value in TIMED_RESULTS.items()}
     fp32_only = [row.stage for row in bench.standard_rows(results, "cpu")]
     results["stage2_inference"]["precisions"] = {"bf16": {"seconds": 0.5, "psnr_db": 45.04, "max_levels": 3}}
     rows = bench.standard_rows(results, "cpu")
@@ -98,3 +111,30 @@ def test_the_scikit_learn_stand_in_replays_the_window_table():
     centres = (np.stack(np.meshgrid(np.arange(16), np.arange(16)), -1).reshape(-1, 2) + 0.5) / 16
     distances, table = bench.GridNeighbours(16).fit(centres).kneighbors(centres)
     assert np.array_equal(table, np.asarray(GRID_WINDOW)) and np.all(np.diff(distances, axis=1) >= -1e-12)
+
+
+@pytest.fixture(scope="module")
+def original_checkout(tmp_path_factory) -> Path:
+    """Reenactment/ of the original at its HEAD, extracted from the git repository."""
+    git = original_git("uniBruce/VPGC_Pytorch")
+    root = tmp_path_factory.mktemp("vpgc_original")
+    command = ["git", "-C", str(git), "archive", "--format=tar", "--prefix=Reenactment/", "HEAD:Reenactment"]
+    archive = subprocess.run(command, capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(root, filter="data")
+    return root
+
+
+def test_training_step_beside_the_original_agrees(original_checkout):
+    """At the --tiny sizes, in a child process (the original's modules and shims stay there): the
+    original's own optimize_parameters and our train_step, same weights, maps, frames and dropout
+    seed, give the same first loss; both sides are timed."""
+    opt = argparse.Namespace(original=str(original_checkout), tiny=True, repeats=1, device="cpu", in_process=False)
+    result = bench.run_stage("compare_stage2_training", opt)
+    assert "error" not in result, result.get("error")
+    assert result["ours"] > 0 and result["original"] > 0
+    # one forward and loss, the same operations on both sides: float rounding
+    assert result["relative_difference"] < ROUNDING, result["losses"]
+    rows = bench.build_rows({**TIMED_RESULTS, "compare_stage2_training": result})
+    assert rows[-1]["stage"] == "stage-2 training step beside the original"
+    assert rows[-1]["ratio"] == result["original"] / result["ours"]
