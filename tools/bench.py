@@ -4,7 +4,8 @@
 
 Runs `tools.bench_common` and each package's bench in its own subprocess (TensorFlow's never in a
 torch process) with `--json OUT/raw/<name>.json` (its printed table goes to OUT/raw/<name>.log),
-measures the float32 and bfloat16 peak of a large matrix product on the same thread count, and
+measures the float32 and bfloat16 peak of a large matrix product on the same thread count before
+and after the benches (the higher counts: load on a shared machine only lowers it), and
 writes OUT/bench.md and OUT/bench.json: per stage the seconds per frame / step / call, peak memory,
 the counted GFLOP of its dominant forward, the GFLOP/s that achieves and its share of the float32
 peak. A bench that fails or times out is a row with its one-line error; the others still run.
@@ -16,7 +17,7 @@ frame and times its three training phases, FSTH and LSR at their default repeats
 with a 2-frame stage-1 training batch (4 frames need about 20 GB), VFA at its `--quick` setting
 (its batch-8 training steps alone take several minutes). `--quick` decodes an eighth of an FSRT
 frame (time and FLOPs scaled), times FSRT's training phase 1 only, one repeat elsewhere and VPGC's
-stage-1 step on one frame. The peak measurement runs in this process, before the benches.
+stage-1 step on one frame. The peak measurements run in this process, before and after the benches.
 `--scaling` then runs `tools.bench_scaling` (how time and memory grow with frames, sources, K and
 resolution; about 3 more minutes, under 2 with `--quick`) into the same folder and links its outputs.
 """
@@ -117,6 +118,15 @@ def measure_peaks(size: int, threads: int | None) -> dict:
     }
 
 
+def higher_peaks(*measured: dict) -> dict:
+    """Per device and dtype the highest of several `measure_peaks` results: a shared machine's load
+    only ever lowers a measured rate, so the highest is the nearest to the limit."""
+    return {
+        device: {dtype: max(m[device][dtype] for m in measured) for dtype in rates}
+        for device, rates in measured[0].items()
+    }
+
+
 def table_rows(records: dict, peaks: dict) -> list[dict]:
     """One dict per stage (a failed bench: one row with its error), with its share of the float32 peak."""
     rows = []
@@ -155,9 +165,11 @@ def run_scaling(out: Path, quick: bool, env: dict, timeout: float) -> dict:
 
 def markdown(rows: list[dict], records: dict, peaks: dict, machine: dict, scaling: dict | None = None) -> str:
     size = machine["matmul_size"]
+    before, after = machine["peaks_before"], machine["peaks_after"]
     limits = "; ".join(
         f"{device} float32 {rates['float32']:.0f} GFLOP/s, bfloat16 {rates['bfloat16']:.0f} GFLOP/s "
-        f"({rates['bfloat16'] / rates['float32']:.1f}x)"
+        f"({rates['bfloat16'] / rates['float32']:.1f}x; float32 {before[device]['float32']:.0f} before the benches, "
+        f"{after[device]['float32']:.0f} after)"
         for device, rates in peaks.items()
     )
     lines = [
@@ -166,7 +178,8 @@ def markdown(rows: list[dict], records: dict, peaks: dict, machine: dict, scalin
         f"{machine['date']}, {machine['processor']}, {machine['threads']} threads, torch {machine['torch']}, "
         f"{'--quick' if machine['quick'] else 'full run'}; bfloat16 instructions: {BF16_SAID[machine['native_bf16']]}.",
         "",
-        f"Machine limit ({size}x{size} matrix product, best of 5): {limits}.",
+        f"Machine limit ({size}x{size} matrix product, best of 5, the higher of a measurement before and one "
+        f"after the benches; far apart, the machine's load changed during the run): {limits}.",
         "GFLOP counts the dominant forward's matrix products and convolutions (2 per multiply-add); "
         "GFLOP/s = GFLOP / seconds, a lower bound of its kernels' rate.",
         "",
@@ -249,7 +262,7 @@ def main(argv=None) -> int:
 
     threads = args.threads or torch.get_num_threads()
     log(f"matmul peak ({args.matmul_size}x{args.matmul_size}, {threads} threads)")
-    peaks = measure_peaks(args.matmul_size, threads)
+    peaks_before = measure_peaks(args.matmul_size, threads)
     records = {}
     for index, name in enumerate(args.names, 1):
         log(f"[{index}/{len(args.names)}] {name}: python -m {BENCHES[name].module}")
@@ -261,7 +274,12 @@ def main(argv=None) -> int:
         log("scaling: python -m tools.bench_scaling")
         scaling = run_scaling(args.out, args.quick, env, args.timeout)
         log(f"scaling: {scaling['seconds']:.0f} s, {scaling.get('error', 'done')}")
+    log(f"matmul peak again ({args.matmul_size}x{args.matmul_size}, {threads} threads)")
+    peaks_after = measure_peaks(args.matmul_size, threads)
+    peaks = higher_peaks(peaks_before, peaks_after)
     machine = {
+        "peaks_before": peaks_before,
+        "peaks_after": peaks_after,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "processor": processor_name(),
         "native_bf16": native_bf16(),

@@ -60,10 +60,22 @@ def test_one_table_with_each_failure_as_a_row(tmp_path, fake_benches, capsys):
     table = (out / "bench.md").read_text()
     assert "| ok | forward per frame | 0.5 | frame | 100 | 10.0 | 20.0 |" in table
     assert "a \\| b" in table and "timed out after 3 s" in table
+    measured = [report["machine"][when]["cpu"]["float32"] for when in ("peaks_before", "peaks_after")]
+    assert peak == max(measured) and "before the benches" in table
     said = bench.BF16_SAID[report["machine"]["native_bf16"]]
     assert f"bfloat16 instructions: {said}." in table  # whether --precision bf16 can pay on this CPU
     assert (out / "raw" / "fails.log").read_text().startswith("some progress")
     assert "[4/4] hangs" in capsys.readouterr().err
+
+
+def test_the_higher_of_the_peak_measurements_counts():
+    """Load on a shared machine only lowers a measured rate: per device and dtype the highest is kept."""
+    before = {"cpu": {"float32": 181.0, "bfloat16": 58.0}, "cuda": {"float32": 50_000.0, "bfloat16": 9e5}}
+    after = {"cpu": {"float32": 342.0, "bfloat16": 55.0}, "cuda": {"float32": 49_000.0, "bfloat16": 1e6}}
+    assert bench.higher_peaks(before, after) == {
+        "cpu": {"float32": 342.0, "bfloat16": 58.0},
+        "cuda": {"float32": 50_000.0, "bfloat16": 1e6},
+    }
 
 
 def test_only_runs_the_named_benches_with_their_full_flags(tmp_path, fake_benches):
