@@ -25,6 +25,7 @@ with that of the traced step). A measurement, not a test.
 from __future__ import annotations
 
 import argparse
+import re
 import resource
 import sys
 import time
@@ -88,14 +89,36 @@ COUNTED_OPS = [
 ]
 
 
+def live_op_names(graph) -> set[str]:
+    """Names of the ops a call of `graph` runs: the ancestors of its outputs and control outputs
+    (TensorFlow prunes the rest, e.g. the input gradient of a network's first convolution)."""
+    stack, live = [t.op for t in graph.outputs] + list(graph.control_outputs), set()
+    while stack:
+        op = stack.pop()
+        if op.name not in live:
+            live.add(op.name)
+            stack.extend(t.op for t in op.inputs)
+            stack.extend(op.control_inputs)
+    return live
+
+
 def graph_gflop(concrete_function) -> float:
     """GFLOP of one call of a traced tf.function (2 per multiply-add), from TensorFlow's per-op FLOP
-    statistics over its graph's `COUNTED_OPS` ops; the graph's shapes must be fully known."""
+    statistics over its graph's `COUNTED_OPS` ops that the call runs (`live_op_names`); the graph's
+    shapes must be fully known."""
+    graph = concrete_function.graph
+    live = live_op_names(graph)
+    pruned = [
+        re.escape(op.name)
+        for op in graph.get_operations()
+        if op.name not in live and any(re.fullmatch(kind, op.type) for kind in COUNTED_OPS)
+    ]
     profiler = tf.compat.v1.profiler
     spec = profiler.ProfileOptionBuilder(profiler.ProfileOptionBuilder.float_operation())
-    spec = spec.with_empty_output().account_displayed_op_only(False).build()
+    spec = spec.with_empty_output().account_displayed_op_only(True).build()
     spec["account_type_regexes"] = COUNTED_OPS
-    return profiler.profile(graph=concrete_function.graph, options=spec).total_float_ops / 1e9
+    spec["hide_name_regexes"] = pruned
+    return profiler.profile(graph=graph, options=spec).total_float_ops / 1e9
 
 
 def _timed_in_turns(calls: dict, iters: int) -> tuple[dict, dict]:
