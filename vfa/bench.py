@@ -27,7 +27,10 @@ differs by up to 1e-2 from summation order alone, fact sheet section 9). Of `rgb
 `convert_flow` (pure Python) runs without a GPU and is timed against our forward map on the same
 flow, with the controllers' forward positions compared; `source_to_driving` and
 `calculate_weights_with_geodist` create `cuda:0` tensors, and the original's rendering needs
-pytorch3d (not installed), so those are not timed.
+pytorch3d (not installed), so those are not timed. One training step of each stage (batch 1) is
+timed alternately with the original's own `Trainer.gen_update` (`original_train_step`: its
+`trainer.py` run with a stand-in torchvision whose VGG19 is ours, `DDP` the module itself and its
+Adam's integer beta a float), the first step's losses compared.
 
 `--precisions fp32 bf16` (the default) also times the per-frame inference and the generator forward
 under bf16 autocast (`common.precision`; fp16 needs a GPU, which this bench does not use), with the
@@ -53,6 +56,7 @@ import platform
 import resource
 import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -350,6 +354,79 @@ def original_generator(opt, state: dict) -> dict:
     }
 
 
+@contextlib.contextmanager
+def original_trainer_shims(vgg_features):
+    """What the original's `trainer.py` needs on a CPU without torchvision, in this process only: a
+    stand-in `torchvision` whose `models.vgg19(...).features` is `vgg_features` (torchvision's
+    layout and weights of the caller's choosing; nothing is downloaded), `DDP` the module itself and
+    its Adam's integer beta `0 ** 1` a float (torch 2.13 refuses it)."""
+    import torch
+
+    saved = sys.modules.get("torchvision")
+    stand_in = types.ModuleType("torchvision")
+    stand_in.models = types.SimpleNamespace(vgg19=lambda *args, **kwargs: types.SimpleNamespace(features=vgg_features))
+    sys.modules["torchvision"] = stand_in
+    try:
+        import trainer
+
+        trainer.DDP = lambda module, *args, **kwargs: module
+        trainer.optim = types.SimpleNamespace(
+            Adam=lambda params, lr, betas: torch.optim.Adam(params, lr=lr, betas=tuple(map(float, betas)))
+        )
+        yield trainer
+    finally:
+        if saved is None:
+            sys.modules.pop("torchvision", None)
+        else:
+            sys.modules["torchvision"] = saved
+
+
+def original_train_step(opt, state: dict) -> dict:
+    """One training step of the original's `Trainer.gen_update` and of ours (`vfa.train.train_step`),
+    same weights, frames and random VGG19, at `train_size` and batch 1, alternately, best of
+    `repeats` after one untimed step each; the first step's loss of each side is compared."""
+    import torch
+
+    from common.vgg.torch_vgg import VGGFeatures
+    from vfa.losses import VGGPyramidLoss
+    from vfa.train import Losses, make_optimizer
+    from vfa.train import train_step as step
+
+    distilling = state["distilling"]
+    torch.manual_seed(0)
+    vgg = VGGFeatures("vgg19")
+    ours = seeded_generator(opt.train_size, distilling)
+    frames = rgbd_frames(2, opt.train_size)
+    source, driving = frames[:1], frames[1:]
+    with original_on_path(opt.original), original_trainer_shims(vgg.features) as trainer:
+        args = types.SimpleNamespace(
+            batch_size=1, size=opt.train_size, latent_dim_style=512, latent_dim_motion=20, channel_multiplier=1,
+            in_channels=4, latent_dim_depth_motion=5, distilling=distilling, lr=2e-4, lr_freq=5000,
+            lambda_loss_l1=200.0, lambda_loss_sm=200.0, lambda_loss_gr=100.0, lambda_loss_sp=50.0,
+        )  # fmt: skip
+        theirs = trainer.Trainer(args, "cpu", "cpu")
+        theirs.gen.load_state_dict(ours.state_dict(), strict=True)
+        losses = Losses(VGGPyramidLoss(vgg))
+        optim, scheduler = make_optimizer(ours, 2e-4, 5000)
+
+        def their_step() -> float:
+            terms, _ = theirs.gen_update(source, driving, distilling=distilling)
+            return float(sum(term.detach() for term in terms.values()))
+
+        sides = {
+            "ours": lambda: step(ours, optim, (source, driving), losses, distilling, scheduler)["loss"],
+            "original": their_step,
+        }
+        first = {side: fn() for side, fn in sides.items()}
+        times = dict.fromkeys(sides, math.inf)
+        for repeat in range(opt.repeats):
+            for side, fn in sorted(sides.items(), reverse=repeat % 2 == 1):
+                seconds, _ = best_of(fn, 1)
+                times[side] = min(times[side], seconds)
+    difference = abs(first["ours"] - first["original"]) / abs(first["original"])
+    return {**times, "losses": first, "relative_difference": difference}
+
+
 def original_convert_flow(opt, state: dict) -> dict:
     """rgbd2mesh.convert_flow against our forward map on one flow, for the lattice controllers."""
     import torch
@@ -389,6 +466,7 @@ STAGES = {
     "train_step": train_step,
     "original_generator": original_generator,
     "original_convert_flow": original_convert_flow,
+    "original_train_step": original_train_step,
 }
 
 
@@ -496,6 +574,12 @@ def build_rows(results: dict, opt: argparse.Namespace) -> list[dict]:
         steps = 1 / result["seconds"] if "seconds" in result else None
         note = f"{fixed(result.get('seconds'), 2)} s per step"
         rows.append(_row(label, result, steps, unit="steps/s", note=note))
+    for stage, result in results.get("original_train", {}).items():
+        note = "error" not in result and (
+            f"Trainer.gen_update; first loss |ours - original| / |original| = {result['relative_difference']:.1e}"
+        )
+        label = f"stage-{stage[-1]} training step, batch 1 at {opt.train_size}, ours vs original"
+        rows.append(_row(label, result, result.get("ours"), result.get("original"), note=note or ""))
     return rows
 
 
@@ -567,6 +651,11 @@ def main(argv=None) -> int:
         for distilling in (False, True)
         for batch in batches
     }
+    if opt.original:
+        results["original_train"] = {
+            f"stage{2 if distilling else 1}": run_stage("original_train_step", opt, {"distilling": distilling})
+            for distilling in (False, True)
+        }
 
     import torch
 
