@@ -14,9 +14,10 @@ Reenactment modules in child processes with runtime shims only (`original_module
 weights, and times its stage-2 inference part by part alternately with ours (best of N each),
 reporting max|ours - original| / max|original|; it also compares the stage-1 hard indices of one
 batch, and times its stage-2 training iteration (`GridFormer7_Model.optimize_parameters`) beside
-ours (`compare_stage2_training`). The original's hard lookup materialises four [4, 256, 64, 4096, 4] float32 tensors (16 GiB)
-for one batch, so it runs on slices of 16 cells (each cell computed by its own code) and its
-full-batch memory is given analytically and as 16x the measured increase for one slice.
+ours (`compare_stage2_training`). The original's hard lookup materialises four
+[4, 256, 64, 4096, 4] float32 tensors (16 GiB) for one batch, so it runs on slices of 16 cells
+(each cell computed by its own code) and its full-batch memory is given analytically and as 16x
+the measured increase for one slice.
 
 `--precisions` (default fp32 bf16 on the CPU, fp32 fp16 on a GPU): stage-2 inference, the stage the
 reenactment command runs, is also timed at each other precision (`Reenactor.precision`, autocast with
