@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from numerics import ROUNDING, assert_close
+from numerics import ROUNDING
 from vfa_train_testlib import write_mmface4d, write_random_vgg19
 
 from common.errors import InputError
@@ -94,8 +94,16 @@ def test_checkpoints_reload_strictly_and_resume_exactly(data, tmp_path):
 
     main(command(data, tmp_path, "b", "--iter", "2", "--save_freq", "100", "--resume_ckpt", str(folder / "000000.pt")))
     resumed = read_vfa_checkpoint(tmp_path / "b" / "checkpoint" / "000001.pt")
+    # Each run's second step rounds its gradients its own way (another process-like run: buffers at
+    # other addresses take other SIMD paths), and Adam turns a gradient near its eps 1e-8 into a step
+    # whose size follows the rounding: measured 1.3e-8 on one bias element (6e-5 of the lr, 2.6e-5
+    # of that small tensor's largest value) on an AVX-512 Xeon. So each tensor may differ by rounding
+    # of its values plus 1e-3 of the default lr 2e-4; a resume that lost the Adam moments, the step or
+    # the data order moves the weights by a sizeable part of the lr.
     for key, value in content["gen"].items():
-        assert_close(resumed["gen"][key], value, ROUNDING, key)
+        allowed = ROUNDING * float(value.abs().max()) + 1e-3 * 2e-4
+        worst = float((resumed["gen"][key].double() - value.double()).abs().max())
+        assert worst <= allowed, f"{key}: resumed weights differ by {worst:.3g} (allowed {allowed:.3g})"
     assert not (tmp_path / "b" / "checkpoint" / "000000.pt").exists()  # step 1 only
 
     # A stage-1 file resumed for distillation: the original's adaptation path, step from the name.
