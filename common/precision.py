@@ -50,6 +50,7 @@ def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str] | None:
     return frozenset(flags) if flags else None
 
 
+@functools.cache  # autocast checks the precision on every forward
 def native_bf16() -> bool | None:
     """Whether this CPU has bfloat16 arithmetic instructions; None where its flags are unknown."""
     flags = cpu_flags()

@@ -60,6 +60,9 @@ BENCHES = {
 }
 
 
+BF16_SAID = {True: "yes", False: "no (bf16 is emulated: slower than float32)", None: "unknown"}
+
+
 def log(message: str) -> None:
     print(f"tools.bench: {message}", file=sys.stderr, flush=True)
 
@@ -207,9 +210,6 @@ def markdown(rows: list[dict], records: dict, peaks: dict, machine: dict, scalin
         said = scaling.get("error") or "[scaling.md](scaling.md), [scaling.png](scaling.png), scaling.json"
         lines += ["", f"Scaling with the work: `{scaling['command']}` ({scaling['seconds']:.0f} s): {said}"]
     return "\n".join(lines) + "\n"
-
-
-BF16_SAID = {True: "yes", False: "no (bf16 is emulated: slower than float32)", None: "unknown"}
 
 
 def processor_name() -> str:

@@ -408,6 +408,33 @@ def original_stage1_indices(opt, state: dict) -> dict:
     return {"identical": int((indices == ours).sum()), "total": indices.numel()}
 
 
+def original_stage2_trainer(original, vq, encoder, imp, tiny: bool):
+    """The original's `GridFormer7_Model` (isTrain, mean_codebook, Adam(Encoder, 5e-4), Adam(Imp, 1e-4),
+    betas (0.5, 0.999)) holding copies of our networks: its training step and, in eval mode, its
+    inference parts. Its `__init__` reads a checkpoint and a config
+    and moves everything to CUDA, so the instance is assembled here with what that `__init__` builds
+    (its VQ with requires_grad on, as there); its own `forward`, `backward_G` and
+    `optimize_parameters` then run unchanged."""
+    import torch
+
+    grid = importlib.import_module("models.grid_seq_final")
+    model = grid.GridFormer7_Model.__new__(grid.GridFormer7_Model)
+    torch.nn.Module.__init__(model)
+    model.opt = types.SimpleNamespace(lambda_L1=100, batch_internal=FRAMES)
+    model.VQ = original_stage1(original, vq, stage1_ddconfig(tiny)).train()
+    model.Encoder = original.model.Encoder(**landmark_config(tiny), double_z=False)
+    model.Encoder.load_state_dict(encoder.state_dict(), strict=True)
+    model.Imp = original.prior.PriorTrans(batch_size=FRAMES, dim=256, depth=4, heads=4, mlp_dim=256, dropout=0.1)
+    model.Imp.load_state_dict(imp.state_dict(), strict=True)
+    # mean_codebook: each cell's mean codeword, repeated over the 4 frames
+    model.codebook = torch.mean(model.VQ.quantize.embedding, 1).unsqueeze(0).repeat(FRAMES, 1, 1)
+    model.loss_names_G = ["Feature", "Color", "Temporal"]
+    model.criterionL1 = torch.nn.L1Loss()
+    model.optimizer_E = torch.optim.Adam(model.Encoder.parameters(), lr=5e-4, betas=(0.5, 0.999))
+    model.optimizer_I = torch.optim.Adam(model.Imp.parameters(), lr=1e-4, betas=(0.5, 0.999))
+    return model
+
+
 def compare_stage2(opt, state: dict) -> dict:
     """Stage-2 inference of 4 frames, ours and the original's on the same weights and maps, part by part,
     alternately; best of `repeats` per part and side."""
@@ -416,14 +443,9 @@ def compare_stage2(opt, state: dict) -> dict:
     original = original_modules(opt.original)
     vq = stage1_model(opt.tiny).eval()
     encoder, imp = (net.eval() for net in stage2_networks(opt.tiny))
-    their_vq = original_stage1(original, vq, stage1_ddconfig(opt.tiny))
-    their_encoder = original.model.Encoder(**landmark_config(opt.tiny), double_z=False)
-    their_encoder.load_state_dict(encoder.state_dict(), strict=True)
-    their_imp = original.prior.PriorTrans(batch_size=FRAMES, dim=256, depth=4, heads=4, mlp_dim=256, dropout=0.1)
-    their_imp.load_state_dict(imp.state_dict(), strict=True)
-    their_encoder.eval(), their_imp.eval()
-    # GridFormer7_Model's prior (mean_codebook): each cell's mean codeword, repeated over the 4 frames
-    their_prior = torch.mean(their_vq.quantize.embedding, 1).unsqueeze(0).repeat(FRAMES, 1, 1)
+    theirs = original_stage2_trainer(original, vq, encoder, imp, opt.tiny)
+    their_vq, their_encoder, their_imp = (net.eval() for net in (theirs.VQ, theirs.Encoder, theirs.Imp))
+    their_prior = theirs.codebook
     maps = make_windows(stage1_ddconfig(opt.tiny)["resolution"]).float() / 255
 
     def parts(run_encoder, run_imp, soft, decode, prior):
@@ -468,31 +490,6 @@ def compare_stage2(opt, state: dict) -> dict:
             for name, value in seconds.items():
                 best[side][name] = min(best[side].get(name, math.inf), value / FRAMES)
     return {"parts": best, "relative_difference": relative_difference(images["ours"], images["original"])}
-
-
-def original_stage2_trainer(original, vq, encoder, imp, tiny: bool):
-    """The original's `GridFormer7_Model` (isTrain, mean_codebook, Adam(Encoder, 5e-4), Adam(Imp, 1e-4),
-    betas (0.5, 0.999)) holding copies of our networks. Its `__init__` reads a checkpoint and a config
-    and moves everything to CUDA, so the instance is assembled here with what that `__init__` builds
-    (its VQ with requires_grad on, as there); its own `forward`, `backward_G` and
-    `optimize_parameters` then run unchanged."""
-    import torch
-
-    grid = importlib.import_module("models.grid_seq_final")
-    model = grid.GridFormer7_Model.__new__(grid.GridFormer7_Model)
-    torch.nn.Module.__init__(model)
-    model.opt = types.SimpleNamespace(lambda_L1=100, batch_internal=FRAMES)
-    model.VQ = original_stage1(original, vq, stage1_ddconfig(tiny)).train()
-    model.Encoder = original.model.Encoder(**landmark_config(tiny), double_z=False)
-    model.Encoder.load_state_dict(encoder.state_dict(), strict=True)
-    model.Imp = original.prior.PriorTrans(batch_size=FRAMES, dim=256, depth=4, heads=4, mlp_dim=256, dropout=0.1)
-    model.Imp.load_state_dict(imp.state_dict(), strict=True)
-    model.codebook = torch.mean(model.VQ.quantize.embedding, 1).unsqueeze(0).repeat(FRAMES, 1, 1)
-    model.loss_names_G = ["Feature", "Color", "Temporal"]
-    model.criterionL1 = torch.nn.L1Loss()
-    model.optimizer_E = torch.optim.Adam(model.Encoder.parameters(), lr=5e-4, betas=(0.5, 0.999))
-    model.optimizer_I = torch.optim.Adam(model.Imp.parameters(), lr=1e-4, betas=(0.5, 0.999))
-    return model
 
 
 def compare_stage2_training(opt, state: dict) -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from numerics import ROUNDING
+from numerics import FORWARD, ROUNDING
 from originals import original_git
 from vpgc_testlib import SMALL_DDCONFIG, make_frames
 
@@ -138,3 +138,14 @@ def test_training_step_beside_the_original_agrees(original_checkout):
     rows = bench.build_rows({**TIMED_RESULTS, "compare_stage2_training": result})
     assert rows[-1]["stage"] == "stage-2 training step beside the original"
     assert rows[-1]["ratio"] == result["original"] / result["ours"]
+
+
+def test_inference_beside_the_original_agrees(original_checkout):
+    """Stage-2 inference part by part through the same assembled original (its parts in eval mode):
+    every part timed on both sides, frames equal to the parity tolerance."""
+    opt = argparse.Namespace(original=str(original_checkout), tiny=True, repeats=1, device="cpu", in_process=False)
+    result = bench.run_stage("compare_stage2", opt)
+    assert "error" not in result, result.get("error")
+    parts = ["encoder", "PriorTrans", "soft", "decoder"]
+    assert all(list(result["parts"][side]) == parts for side in ("ours", "original"))
+    assert result["relative_difference"] < FORWARD
